@@ -1,0 +1,50 @@
+# launchgate — every entry point a person or CI needs.
+# `make test` and `make demo` set up everything they need (venv, binaries) on first use.
+SHELL := /bin/bash
+PY    ?= python3
+VENV  ?= .venv
+BIN   := $(VENV)/bin
+export LAUNCHGATE_CACHE ?= $(HOME)/.cache/launchgate
+
+.PHONY: venv crds testenv up down test unit integration lint demo bench clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+crds: venv            ## regenerate crds/ from the pydantic models
+	$(BIN)/python -m launchgate.crdgen crds
+
+testenv:              ## build/install kube-apiserver, etcd, Gateway API CRDs, Prometheus (cached)
+	bash hack/testenv/build.sh
+
+up: venv testenv      ## local control plane + Prometheus in the background; last line: export KUBECONFIG=...
+	@$(BIN)/python -m launchgate.devenv up
+
+down: venv            ## stop what `make up` started
+	@$(BIN)/python -m launchgate.devenv down
+
+test: venv testenv    ## the whole suite: unit tests and integration tests against the real parts
+	$(BIN)/python -m pytest -q tests
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: venv testenv
+	$(BIN)/python -m pytest -q tests/integration
+
+lint: venv
+	$(BIN)/ruff check operator tests
+	$(BIN)/mypy operator/launchgate
+
+demo: venv testenv    ## a good canary promoted through every phase, a bad one rolled back
+	$(BIN)/python -m launchgate.demo
+
+bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and bench-results.json
+	$(BIN)/python -m launchgate.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
