@@ -136,6 +136,11 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
         node = {**branch, **{k: v for k, v in node.items() if k != "x-kubernetes-validations"}}
         if rules:
             node["x-kubernetes-validations"] = rules
+    # JSON Schema 2020 spells exclusive bounds as numbers; OpenAPI v3.0 (the API server's) as flags.
+    for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
+            node[flag] = node.pop(bound)
+            node[bound] = True
     if "const" in node:
         node["enum"] = [node.pop("const")]
     if "enum" in node and "type" not in node:

@@ -67,7 +67,7 @@ class Condition(_Status):
     observed_generation: int | None = None
 
 
-_CONDITIONS = Field(
+_CONDITIONS: Any = Field(
     default_factory=list,
     max_length=16,
     json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
@@ -163,6 +163,12 @@ class LaunchGateSpec(_Spec):
     owners: Owners = Field(default_factory=Owners)
     on_missing_data: MissingDataPolicy = Field(default="hold")
     blockers: list[Blocker] = Field(min_length=1, max_length=32)
+    variables: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values for $stable, $canary, $version when the gate is evaluated on its own; "
+        "a rollout using the gate supplies its own.",
+        json_schema_extra={"maxProperties": 16},
+    )
 
 
 class BlockerStatus(_Status):
@@ -368,14 +374,25 @@ class FailurePolicy(_Spec):
     action: Literal["rollback", "pause"] = "pause"
 
 
-_PHASE_ORDER_RULE = (
-    # Non-decreasing across phases: each phase starts no lower than where the previous one ended.
-    "self.all(p, self.map(x, x.name).indexOf(p.name) == 0 || "
-    "(has(self[self.map(x, x.name).indexOf(p.name) - 1].weights) ? "
-    "self[self.map(x, x.name).indexOf(p.name) - 1].weights.max() : "
-    "self[self.map(x, x.name).indexOf(p.name) - 1].weight) <= "
-    "(has(p.weights) ? p.weights.min() : p.weight))"
-)
+def _phase_order_rules() -> list[dict[str, str]]:
+    """Weights must not decrease across phases, in CEL the API server can afford (no indexing).
+
+    With each phase's steps sorted, the flattened weights are non-decreasing iff phase starts and
+    ends are each sorted, a later-starting phase starts no lower than any earlier one ends, and of
+    phases that start at the same weight at most one has more than one step.
+    """
+    start = "(has({p}.weights) ? {p}.weights.min() : {p}.weight)"
+    end = "(has({p}.weights) ? {p}.weights.max() : {p}.weight)"
+    msg = "weights must not decrease from one phase to the next"
+    return [
+        {"rule": f"self.map(p, {start.format(p='p')}).isSorted() && self.map(p, {end.format(p='p')}).isSorted()",
+         "message": msg},
+        {"rule": f"self.all(p, self.all(q, {start.format(p='q')} <= {start.format(p='p')} || "
+                 f"{end.format(p='p')} <= {start.format(p='q')}))", "message": msg},
+        {"rule": f"self.all(p, self.all(q, p.name == q.name || {start.format(p='p')} != {start.format(p='q')} || "
+                 f"{end.format(p='p')} == {start.format(p='p')} || {end.format(p='q')} == {start.format(p='q')}))",
+         "message": msg},
+    ]
 
 
 class AgentRolloutSpec(_Spec):
@@ -412,9 +429,7 @@ class AgentRolloutSpec(_Spec):
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
-            "x-kubernetes-validations": [
-                {"rule": _PHASE_ORDER_RULE, "message": "weights must not decrease from one phase to the next"}
-            ],
+            "x-kubernetes-validations": _phase_order_rules(),
         },
     )
 
@@ -483,7 +498,7 @@ class AgentRolloutStatus(_Status):
 # --------------------------------------------------------------------------- timeline and approvals
 
 
-_IMMUTABLE = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable once created"}]}
+_IMMUTABLE: Any = {"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "is immutable once created"}]}
 
 
 class DecisionRecordSpec(_Spec):

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from launchgate import crdgen
 from launchgate.models import AgentRolloutSpec, LaunchGateSpec
 

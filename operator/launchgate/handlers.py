@@ -1,0 +1,124 @@
+"""Kopf handlers: a few lines each; the work happens in `reconcile` and `engine`.
+
+One daemon per AgentRollout loops at the rollout's interval, and one per LaunchGate evaluates a
+gate on its own when no rollout is using it. Both call blocking code only through
+`asyncio.to_thread`, so one slow Prometheus query never stalls the other rollouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from . import GROUP, VERSION, engine
+from .durations import parse_duration
+from .kube import Kube, load_config
+from .models import LaunchGateSpec
+from .prom import source_from_config
+from .reconcile import Reconciler, Settings, publish_gate_status
+
+log = logging.getLogger("launchgate")
+
+
+def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
+    prom = {
+        "url": os.environ.get("LAUNCHGATE_PROMETHEUS_URL", "http://prometheus:9090"),
+        "bearer_token_file": os.environ.get("LAUNCHGATE_PROMETHEUS_TOKEN_FILE"),
+        "ca_file": os.environ.get("LAUNCHGATE_PROMETHEUS_CA_FILE"),
+        "timeout": float(os.environ.get("LAUNCHGATE_PROMETHEUS_TIMEOUT", "10")),
+    }
+    settings = Settings(
+        identity=os.environ.get("LAUNCHGATE_IDENTITY", "launchgate-operator"),
+        default_gate_interval=parse_duration(os.environ.get("LAUNCHGATE_GATE_INTERVAL", "30s")),
+        min_interval=parse_duration(os.environ.get("LAUNCHGATE_MIN_INTERVAL", "500ms")),
+    )
+    workers = int(os.environ.get("LAUNCHGATE_WORKERS", "32"))
+    return prom, settings, workers
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Kopf's own bookkeeping lives in status (allowed by the schema), never in the user's metadata.
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="launchgate.dev")
+    settings.persistence.finalizer = "launchgate.dev/finalizer"
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.posting.level = logging.WARNING
+    prom, lg_settings, workers = settings_from_env()
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
+    api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"))
+    memo.kube = Kube(api)
+    memo.metrics = source_from_config(prom)
+    memo.settings = lg_settings
+    memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings)
+    memo.gates_in_use = {}
+
+
+@kopf.daemon(GROUP, VERSION, "agentrollouts", cancellation_timeout=10)
+async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
+                         **_: Any) -> None:
+    assert namespace is not None  # the CRDs are namespaced
+    backoff = 1.0
+    while not stopped:
+        try:
+            res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name)
+            for gate in res.gate_results:
+                memo.gates_in_use[(namespace, gate)] = time.monotonic() + 2 * res.interval
+            delay, backoff = (res.interval if res.error is None else min(res.interval, backoff)), 1.0
+            if res.error is not None:
+                backoff = min(backoff * 2, 60.0)
+        except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
+            log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e)}))
+            delay, backoff = backoff, min(backoff * 2, 60.0)
+        await stopped.wait(delay)
+
+
+@kopf.daemon(GROUP, VERSION, "launchgates", cancellation_timeout=10)
+async def gate_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
+                      **_: Any) -> None:
+    """A gate not used by any rollout is still evaluated, with its own `variables`, so its status stays live."""
+    assert namespace is not None
+    while not stopped:
+        interval = memo.settings.default_gate_interval
+        if memo.gates_in_use.get((namespace, name), 0.0) < time.monotonic():
+            try:
+                interval = await asyncio.to_thread(evaluate_standalone, memo, namespace, name)
+            except Exception as e:  # noqa: BLE001
+                log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}",
+                                      "error": repr(e)}))
+        await stopped.wait(interval)
+
+
+def evaluate_standalone(memo: Any, namespace: str, name: str) -> float:
+    kube: Kube = memo.kube
+    gobj = kube.get("launchgates", namespace, name)
+    if gobj is None:
+        return float(memo.settings.default_gate_interval)
+    try:
+        spec = LaunchGateSpec.model_validate(gobj.get("spec") or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        kube.patch_status("launchgates", namespace, name, {
+            "message": f"invalid spec: {'.'.join(map(str, err['loc']))}: {err['msg']}"})
+        return float(memo.settings.default_gate_interval)
+    interval = parse_duration(spec.interval) if spec.interval else memo.settings.default_gate_interval
+    variables = {"namespace": namespace, "window": spec.window, **spec.variables}
+    previous = (gobj.get("status") or {}).get("decision")
+    res = engine.evaluate(spec, memo.metrics, variables)
+    now = datetime.now(UTC).replace(microsecond=0)
+    if publish_gate_status(kube, gobj, spec, res, now) and previous != res.decision:
+        who = f"; escalate to {', '.join(res.escalate_to)}" if res.escalate_to else ""
+        kube.event(gobj, "Normal" if res.decision == "allow" else "Warning",
+                   {"allow": "GateAllows", "block": "GateBlocks", "hold": "GateHolds"}[res.decision],
+                   f"{res.message}{who}")
+    return max(float(memo.settings.min_interval), interval)

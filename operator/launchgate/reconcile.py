@@ -1,0 +1,481 @@
+"""One reconciliation pass of an AgentRollout: drive the world to status, observe, decide, persist.
+
+Blocking by design (official Kubernetes client, prometheus-api-client): the Kopf handlers run it in
+a worker thread. The order of the steps is what makes it restart-proof:
+
+1. the world is driven to what status already says (idempotent; scale up before shifting traffic
+   to the canary, shift traffic to stable before scaling down);
+2. the decision's timeline record is created (a deterministic ID: repeating it after a crash is a
+   409, not a duplicate), then status is patched, then the world is driven to the new status.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from . import GROUP, VERSION, engine
+from .durations import parse_duration
+from .gates import GateResult
+from .kube import Kube, owner_reference
+from .models import (
+    AgentRolloutSpec,
+    AgentRolloutStatus,
+    LaunchGateSpec,
+    PolicyBundle,
+)
+from .prom import MetricsSource
+from .rollout import (
+    ApprovalVote,
+    Observation,
+    Outcome,
+    ReplayState,
+    canary_replicas,
+    decide,
+    short_hash,
+    stable_replicas,
+)
+from .routers import RouterError, router_for, service_names
+
+log = logging.getLogger("launchgate.rollout")
+ROLE, REV, ROLLOUT = "launchgate.dev/role", "launchgate.dev/revision", "launchgate.dev/rollout"
+
+
+@dataclass
+class Settings:
+    """Operator-wide settings; tests shorten intervals here, never by patching code."""
+
+    identity: str = "launchgate-operator"
+    default_gate_interval: float = 30.0
+    min_interval: float = 0.5
+
+
+@dataclass
+class PassResult:
+    interval: float
+    status_written: bool = False
+    decision: str | None = None
+    error: str | None = None
+    gate_results: dict[str, GateResult | str] = field(default_factory=dict)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def canonical_hash(*objs: Any) -> str:
+    text = json.dumps(objs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def dump_status(status: AgentRolloutStatus) -> dict[str, Any]:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"kopf"})
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, metrics: MetricsSource, settings: Settings | None = None) -> None:
+        self.kube = kube
+        self.metrics = metrics
+        self.settings = settings or Settings()
+
+    # ------------------------------------------------------------------ entry point
+    def reconcile(self, namespace: str, name: str) -> PassResult:
+        obj = self.kube.get("agentrollouts", namespace, name)
+        if obj is None:
+            return PassResult(interval=self.settings.default_gate_interval)
+        try:
+            spec = AgentRolloutSpec.model_validate(obj.get("spec") or {})
+        except ValidationError as e:
+            return self._invalid(obj, f"invalid spec: {_first_error(e)}")
+        interval = max(self.settings.min_interval, parse_duration(spec.interval))
+        status = AgentRolloutStatus.model_validate(obj.get("status") or {})
+        try:
+            policy_text, policy_hash = self._policy(namespace, spec)
+        except ValueError as e:
+            return self._invalid(obj, str(e), interval)
+        revision = canonical_hash(spec.template, policy_hash)
+        router = router_for(spec, self.kube)
+
+        try:
+            self._actuate(obj, spec, status, revision, policy_text, policy_hash, router)
+        except RouterError as e:
+            return self._router_failed(obj, status, str(e), interval)
+
+        obs, gate_results = self._observe(obj, spec, status, revision, policy_hash)
+        out = decide(spec, status, obs)
+        out.status.observed_generation = obj["metadata"].get("generation")
+        written = self._persist(obj, spec, status, out)
+        if written:
+            try:
+                self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
+            except RouterError as e:
+                return self._router_failed(obj, out.status, str(e), interval)
+        return PassResult(interval=interval, status_written=written, decision=out.decision,
+                          gate_results=gate_results)
+
+    # ------------------------------------------------------------------ policy and revision
+    def _policy(self, namespace: str, spec: AgentRolloutSpec) -> tuple[str | None, str]:
+        if spec.policy is None:
+            return None, "none"
+        if spec.policy.bundle is not None:
+            text = yaml.safe_dump(spec.policy.bundle.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                  sort_keys=True)
+            return text, canonical_hash(text)
+        ref = spec.policy.config_map_ref
+        assert ref is not None
+        data = self.kube.read_configmap(namespace, ref.name)
+        if data is None or ref.key not in data:
+            raise ValueError(f"spec.policy.configMapRef: ConfigMap {ref.name} has no key {ref.key}")
+        try:
+            PolicyBundle.model_validate(yaml.safe_load(data[ref.key]))
+        except (ValidationError, yaml.YAMLError) as e:
+            detail = _first_error(e) if isinstance(e, ValidationError) else str(e)
+            raise ValueError(f"spec.policy.configMapRef {ref.name}/{ref.key}: invalid policy bundle: {detail}") from e
+        return data[ref.key], canonical_hash(data[ref.key])
+
+    # ------------------------------------------------------------------ world
+    def _actuate(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
+                 policy_text: str | None, policy_hash: str, router: Any) -> None:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if spec.template is None or status.stable_revision is None:
+            return
+        owner = owner_reference(obj)
+        stable_svc, canary_svc = service_names(name)
+        port = spec.traffic_routing.gateway_api.port if spec.traffic_routing.gateway_api else 80
+        for svc, role in ((stable_svc, "stable"), (canary_svc, "canary")):
+            self.kube.ensure_service(ns, _service(svc, name, role, port, owner))
+        ratio = router.ratio_router
+        weight = status.canary_weight or 0
+        in_rollout = status.canary_revision is not None and status.state not in ("Degraded",)
+        total = spec.replicas
+        want_canary = canary_replicas(total, weight, ratio_router=ratio) if in_rollout else 0
+        if status.state in ("RollingBack", "Degraded"):
+            want_canary = 0
+        want_stable = stable_replicas(total, weight if in_rollout else 0, ratio_router=ratio)
+        if policy_text is not None:
+            self.kube.ensure_configmap(ns, _policy_configmap(name, policy_text, policy_hash, owner))
+        # The stable Deployment gets the spec's template only once that revision is the stable one.
+        if status.stable_revision == revision:
+            self.kube.ensure_deployment(ns, _deployment(f"{name}-stable", name, "stable", revision, spec.template,
+                                                        want_stable, owner, policy_hash if policy_text else None))
+        canary_name = f"{name}-canary"
+        if in_rollout and status.canary_revision == revision and want_canary > 0:
+            self.kube.ensure_deployment(ns, _deployment(canary_name, name, "canary", revision, spec.template,
+                                                        want_canary, owner, policy_hash if policy_text else None))
+        if status.stable_revision != revision:
+            self.kube.scale_deployment(ns, f"{name}-stable", want_stable)
+        # Traffic to stable before the canary goes away; the canary is up before it gets traffic.
+        router.set_weight(ns, name, weight if in_rollout else 0)
+        if want_canary == 0:
+            self.kube.scale_deployment(ns, canary_name, 0)
+
+    # ------------------------------------------------------------------ observation
+    def _observe(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
+                 policy_hash: str) -> tuple[Observation, dict[str, GateResult | str]]:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        now = now_utc()
+        gates: dict[str, GateResult | str] = {}
+        triggers: dict[str, Any] = {}
+        replay: ReplayState | None = None
+        votes: list[ApprovalVote] = []
+        gate_specs: dict[str, Any] = {}
+        active = (status.canary_revision == revision and status.stable_revision not in (None, revision)
+                  and status.state in ("Progressing", "AwaitingApproval", "Paused"))
+        phases = spec.effective_phases()
+        phase = phases[min(status.phase_index or 0, len(phases) - 1)]
+        if active:
+            base_vars = {"namespace": ns, "rollout": name, "stable": status.stable_revision or "",
+                         "canary": revision}
+            for gname in phase.gates:
+                gobj = self.kube.get("launchgates", ns, gname)
+                if gobj is None:
+                    gates[gname] = f"LaunchGate {gname} not found"
+                    continue
+                try:
+                    gspec = LaunchGateSpec.model_validate(gobj.get("spec") or {})
+                except ValidationError as e:
+                    gates[gname] = f"invalid LaunchGate {gname}: {_first_error(e)}"
+                    continue
+                gate_specs[gname] = gobj.get("spec")
+                try:
+                    res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window})
+                except Exception as e:  # noqa: BLE001 - a broken gate holds the rollout, never crashes it
+                    gates[gname] = f"evaluation failed: {e}"
+                    continue
+                gates[gname] = res
+                publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision)
+            for trig in phase.rollback_triggers:
+                try:
+                    triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_})
+                except Exception as e:  # noqa: BLE001
+                    log.warning(json.dumps({"msg": "trigger evaluation failed", "rollout": name, "error": str(e)}))
+            if phase.replay is not None:
+                replay = self._replay(obj, spec, phase, revision)
+        gates_hash = canonical_hash(sorted(gate_specs.items()) if gate_specs else phase.gates, policy_hash)
+        if active and phase.approval is not None and status.pending_approval is not None:
+            votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after, now)
+        obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
+                          replay=replay, votes=votes)
+        return obs, gates
+
+    def _replay(self, obj: dict[str, Any], spec: AgentRolloutSpec, phase: Any, revision: str) -> ReplayState:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        job_name = f"{name}-replay-{revision}"
+        job = self.kube.get_job(ns, job_name)
+        if job is None:
+            self.kube.create_job(ns, _replay_job(job_name, name, revision, phase.replay, spec, owner_reference(obj)))
+            return "running"
+        for cond in (job.get("status") or {}).get("conditions") or []:
+            if cond.get("status") == "True" and cond.get("type") == "Complete":
+                return "succeeded"
+            if cond.get("status") == "True" and cond.get("type") == "Failed":
+                return "failed"
+        return "running"
+
+    def _votes(self, ns: str, name: str, status: AgentRolloutStatus, revision: str, gates_hash: str,
+               expires_after: str, now: datetime) -> list[ApprovalVote]:
+        pending = status.pending_approval
+        assert pending is not None
+        ttl = timedelta(seconds=parse_duration(expires_after))
+        votes = []
+        for a in self.kube.list("approvals", ns):
+            s = a.get("spec") or {}
+            if (s.get("rollout") != name or s.get("requestId") != pending.request_id
+                    or s.get("revision") != revision or s.get("gatesHash") != gates_hash):
+                continue
+            created = datetime.fromisoformat(a["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+            if now - created > ttl:
+                continue
+            votes.append(ApprovalVote(approver=s["approver"], decision=s["decision"], created=created))
+        return votes
+
+    # ------------------------------------------------------------------ persistence
+    def _persist(self, obj: dict[str, Any], spec: AgentRolloutSpec, old: AgentRolloutStatus, out: Outcome) -> bool:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        if out.record is not None and out.record_id is not None:
+            self._record(obj, out)
+        new_dump, old_dump = dump_status(out.status), dump_status(old)
+        if new_dump == old_dump:
+            return False
+        # Fields that vanished must be nulled explicitly in a merge patch.
+        patch: dict[str, Any] = {k: None for k in old_dump if k not in new_dump}
+        patch.update(new_dump)
+        self.kube.patch_status("agentrollouts", ns, name, patch)
+        return True
+
+    def _record(self, obj: dict[str, Any], out: Outcome) -> None:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        st = out.status
+        rid = out.record_id
+        assert rid is not None
+        spec_kind = out.record if out.record in ("decision", "approval-request", "action") else "decision"
+        body: dict[str, Any] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "DecisionRecord",
+            "metadata": {
+                "name": f"{name}-{rid}"[:253],
+                "namespace": ns,
+                "labels": {ROLLOUT: name},
+                "ownerReferences": [owner_reference(obj) | {"controller": False}],
+            },
+            "spec": {
+                "id": rid,
+                "rollout": name,
+                "kind": spec_kind,
+                "phase": st.phase or "",
+                "revision": st.canary_revision or st.stable_revision or "",
+                "actor": self.settings.identity,
+                "reason": out.reason[:4096],
+                "outcome": st.state or "",
+                "values": {k: v for k, v in out.values.items() if v is not None and math.isfinite(v)},
+                "at": now_utc().isoformat().replace("+00:00", "Z"),
+            },
+        }
+        if out.decision is not None:
+            body["spec"]["decision"] = out.decision
+        if st.pending_approval is not None:
+            body["spec"]["requestId"] = st.pending_approval.request_id
+        created = self.kube.create_once("decisionrecords", ns, body)
+        log.info(json.dumps({"msg": "decision", "id": rid, "rollout": f"{ns}/{name}", "kind": spec_kind,
+                             "decision": out.decision, "phase": st.phase, "state": st.state,
+                             "reason": out.reason, "values": body["spec"]["values"], "new": created}))
+        if created:
+            reason = {"rollback": "RolledBack", "promote": "Promoted", "await_approval": "ApprovalRequested",
+                      "hold": "Held"}.get(out.decision or "", "RolloutAction")
+            self.kube.event(obj, out.event_type, reason, f"[{rid}] {out.reason}")
+
+    def _invalid(self, obj: dict[str, Any], message: str, interval: float | None = None) -> PassResult:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        status = AgentRolloutStatus.model_validate(obj.get("status") or {})
+        if status.message != message or status.observed_generation != obj["metadata"].get("generation"):
+            now = now_utc()
+            conds = [
+                {"type": "Ready", "status": "False", "reason": "InvalidSpec", "message": message,
+                 "lastTransitionTime": now.isoformat()},
+                {"type": "Reconciling", "status": "False", "reason": "InvalidSpec", "message": "",
+                 "lastTransitionTime": now.isoformat()},
+                {"type": "Stalled", "status": "True", "reason": "InvalidSpec", "message": message,
+                 "lastTransitionTime": now.isoformat()},
+            ]
+            self.kube.patch_status("agentrollouts", ns, name, {
+                "message": message, "conditions": conds, "observedGeneration": obj["metadata"].get("generation")})
+        return PassResult(interval=interval or self.settings.default_gate_interval, error=message)
+
+    def _router_failed(self, obj: dict[str, Any], status: AgentRolloutStatus, error: str,
+                       interval: float) -> PassResult:
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        message = f"traffic router: {error}; retrying"
+        if status.message != message:
+            self.kube.patch_status("agentrollouts", ns, name, {"message": message})
+        log.warning(json.dumps({"msg": "router failed", "rollout": f"{ns}/{name}", "error": error}))
+        return PassResult(interval=interval, error=message)
+
+
+def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,
+                        rollout: str | None = None, revision: str | None = None) -> bool:
+    """Write the gate's live contract to its status, only when something a reader sees changed."""
+    status = gate_status(spec, res, gobj["metadata"].get("generation"), now, rollout=rollout, revision=revision)
+    old = gobj.get("status") or {}
+    if {k: v for k, v in old.items() if k not in ("evaluatedAt", "kopf", "conditions")} == {
+        k: v for k, v in status.items() if k not in ("evaluatedAt", "conditions")
+    } and [(c.get("type"), c.get("status")) for c in old.get("conditions", [])] == [
+        (c["type"], c["status"]) for c in status["conditions"]
+    ]:
+        return False
+    kube.patch_status("launchgates", gobj["metadata"]["namespace"], gobj["metadata"]["name"], status)
+    return True
+
+
+def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, now: datetime,
+                rollout: str | None = None, revision: str | None = None) -> dict[str, Any]:
+    ts = now.isoformat().replace("+00:00", "Z")
+    blockers = []
+    for b in res.blockers:
+        entry: dict[str, Any] = {"name": b.name, "target": b.target, "pass": b.passed, "reason": b.reason}
+        if b.value is not None and math.isfinite(b.value):
+            entry["value"] = _round(b.value)
+        if b.baseline_value is not None and math.isfinite(b.baseline_value):
+            entry["baselineValue"] = _round(b.baseline_value)
+        if b.owner:
+            entry["owner"] = b.owner
+        blockers.append(entry)
+    ready = res.decision == "allow"
+    message = res.message + (f" (rollout {rollout}, revision {revision})" if rollout else "")
+    return {
+        "decision": res.decision,
+        "passing": res.passing,
+        "window": spec.window,
+        "evaluatedAt": ts,
+        "observedGeneration": generation,
+        "owners": spec.owners.model_dump(exclude_none=True),
+        "blockers": blockers,
+        "message": message[:4096],
+        "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False", "reason": res.decision.capitalize(),
+             "message": res.message[:4096], "lastTransitionTime": ts},
+            {"type": "Reconciling", "status": "False", "reason": "Evaluated", "message": "",
+             "lastTransitionTime": ts},
+            {"type": "Stalled", "status": "True" if res.decision == "hold" else "False",
+             "reason": "NoData" if res.decision == "hold" else "Evaluated",
+             "message": res.message[:4096] if res.decision == "hold" else "", "lastTransitionTime": ts},
+        ],
+    }
+
+
+def _round(v: float) -> float:
+    """Four significant digits: enough to judge a gate, few enough that noise is not a status write."""
+    return float(f"{v:.4g}")
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}"
+
+
+def _labels(rollout: str, role: str, revision: str) -> dict[str, str]:
+    return {ROLLOUT: rollout, ROLE: role, REV: revision}
+
+
+def _service(name: str, rollout: str, role: str, port: int, owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {ROLLOUT: rollout, ROLE: role}, "ownerReferences": [owner]},
+        "spec": {"selector": {ROLLOUT: rollout, ROLE: role},
+                 "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
+    }
+
+
+def _policy_configmap(rollout: str, text: str, policy_hash: str, owner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{rollout}-policy-{policy_hash}", "labels": {ROLLOUT: rollout},
+                     "ownerReferences": [owner]},
+        "data": {"policy.yaml": text},
+        "immutable": True,
+    }
+
+
+def _deployment(name: str, rollout: str, role: str, revision: str, template: dict[str, Any], replicas: int,
+                owner: dict[str, Any], policy_hash: str | None) -> dict[str, Any]:
+    tpl = copy.deepcopy(template)
+    meta = tpl.setdefault("metadata", {})
+    meta.setdefault("labels", {}).update(_labels(rollout, role, revision))
+    pod = tpl.setdefault("spec", {})
+    for c in pod.get("containers", []):
+        env = c.setdefault("env", [])
+        env.append({"name": "LAUNCHGATE_REVISION", "value": revision})
+        env.append({"name": "LAUNCHGATE_ROLE", "value": role})
+        if policy_hash:
+            c.setdefault("volumeMounts", []).append({"name": "launchgate-policy", "mountPath": "/etc/launchgate",
+                                                     "readOnly": True})
+    if policy_hash:
+        pod.setdefault("volumes", []).append(
+            {"name": "launchgate-policy", "configMap": {"name": f"{rollout}-policy-{policy_hash}"}})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {ROLLOUT: rollout, ROLE: role},
+                     "annotations": {REV: revision}, "ownerReferences": [owner]},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {ROLLOUT: rollout, ROLE: role}},
+            "template": tpl,
+        },
+    }
+
+
+def _replay_job(job_name: str, rollout: str, revision: str, replay: Any, spec: AgentRolloutSpec,
+                owner: dict[str, Any]) -> dict[str, Any]:
+    tpl = copy.deepcopy(replay.template)
+    tpl.setdefault("metadata", {}).setdefault("labels", {}).update({ROLLOUT: rollout, REV: revision})
+    pod = tpl.setdefault("spec", {})
+    pod.setdefault("restartPolicy", "Never")
+    port = spec.traffic_routing.gateway_api.port if spec.traffic_routing.gateway_api else 80
+    for c in pod.get("containers", []):
+        c.setdefault("env", []).extend([
+            {"name": "LAUNCHGATE_TARGET", "value": f"http://{rollout}-canary:{port}"},
+            {"name": "LAUNCHGATE_REVISION", "value": revision},
+        ])
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job_name, "labels": {ROLLOUT: rollout, REV: revision}, "ownerReferences": [owner]},
+        "spec": {"backoffLimit": replay.backoff_limit,
+                 "activeDeadlineSeconds": int(parse_duration(replay.active_deadline)),
+                 "template": tpl},
+    }
+
+
+__all__ = ["Reconciler", "Settings", "PassResult", "publish_gate_status", "gate_status", "short_hash"]

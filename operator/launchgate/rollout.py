@@ -1,0 +1,381 @@
+"""The rollout state machine: pure, no I/O, table-tested.
+
+Every piece of state the machine needs lives in the AgentRollout's status, so an operator killed at
+any point resumes from what the API server holds: the reconciler first drives the world to what
+status says (traffic, replicas), then asks `decide` for the next status. Nothing here reads a clock
+or a network; the reconciler passes in `now` and what it observed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from .durations import parse_duration
+from .gates import GateResult, TriggerResult
+from .models import (
+    AgentRolloutSpec,
+    AgentRolloutStatus,
+    Condition,
+    DecisionSummary,
+    PendingApproval,
+    Phase,
+)
+
+ReplayState = Literal["running", "succeeded", "failed"]
+UserAction = Literal["retry", "abort", "promote"]
+COMPLETED = "Completed"
+
+
+@dataclass(frozen=True)
+class ApprovalVote:
+    """An Approval object already matched to the pending request by request ID and both hashes."""
+
+    approver: str
+    decision: Literal["approve", "reject"]
+    created: datetime
+
+
+@dataclass(frozen=True)
+class Observation:
+    now: datetime
+    revision: str
+    gates_hash: str
+    gates: dict[str, GateResult | str] = field(default_factory=dict)
+    triggers: dict[str, TriggerResult] = field(default_factory=dict)
+    replay: ReplayState | None = None
+    votes: list[ApprovalVote] = field(default_factory=list)
+    action: UserAction | None = None
+    actor: str | None = None
+
+
+@dataclass
+class Outcome:
+    status: AgentRolloutStatus
+    decision: str | None = None
+    reason: str = ""
+    values: dict[str, float | None] = field(default_factory=dict)
+    record: str | None = None
+    """Kind of timeline record to write ('decision', 'action', 'approval-request'); None: nothing new."""
+    record_id: str | None = None
+    event_type: Literal["Normal", "Warning"] = "Normal"
+
+
+def short_hash(*parts: object, n: int = 12) -> str:
+    h = hashlib.sha256("\x00".join(str(p) for p in parts).encode())
+    return h.hexdigest()[:n]
+
+
+def canary_replicas(total: int, weight: int, *, ratio_router: bool) -> int:
+    """Canary pods for a weight: its share of the total, at least one while it carries traffic.
+
+    With HTTP routing the canary also keeps one pod at 0% (replays aim at its Service); with replica
+    ratio routing a pod would consume live queue work, so 0% means none.
+    """
+    if weight <= 0:
+        return 0 if ratio_router else min(1, total)
+    return min(total, max(1, math.ceil(total * weight / 100)))
+
+
+def stable_replicas(total: int, weight: int, *, ratio_router: bool) -> int:
+    if not ratio_router:
+        return total
+    return max(0, total - canary_replicas(total, weight, ratio_router=True))
+
+
+def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
+    """Next status and the decision that led to it."""
+    new = status.model_copy(deep=True)
+    phases = spec.effective_phases()
+
+    if status.stable_revision is None:
+        # First revision ever: nothing to compare against, it becomes the baseline.
+        _reset_rollout(new)
+        new.stable_revision = obs.revision
+        new.state = "Healthy"
+        return _finish(spec, status, new, obs, None, "initial revision becomes stable", record="action")
+
+    if obs.revision == status.stable_revision:
+        if status.canary_revision is not None and status.state not in ("Degraded",):
+            _reset_rollout(new)
+            new.state = "Healthy"
+            return _finish(spec, status, new, obs, "rollback", "revision reverted to stable; canary removed",
+                           record="decision", warning=True)
+        if status.state == "Degraded":
+            _reset_rollout(new)
+        new.state = "Healthy"
+        new.canary_weight = 0
+        return _finish(spec, status, new, obs, None, status.message or "stable")
+
+    if status.canary_revision != obs.revision:
+        _start(new, phases, obs)
+        return _finish(spec, status, new, obs, None, f"new revision {obs.revision}: starting at {phases[0].name}",
+                       record="action")
+
+    if status.state == "RollingBack":
+        new.state = "Degraded"
+        return _finish(spec, status, new, obs, "rollback", status.message or "rolled back", warning=True)
+
+    if status.state == "Degraded":
+        if obs.action == "retry":
+            _start(new, phases, obs)
+            return _finish(spec, status, new, obs, None, f"retry requested by {obs.actor}", record="action")
+        return _finish(spec, status, new, obs, status.decision, status.message or "rolled back")
+
+    if obs.action == "abort":
+        return _rollback(spec, status, new, obs, f"aborted by {obs.actor}", {})
+
+    idx = min(status.phase_index or 0, len(phases) - 1)
+    phase = phases[idx]
+
+    fired = [(name, t) for name, t in obs.triggers.items() if t.fired]
+    if fired:
+        name, t = fired[0]
+        values = {name: t.value, f"{name}:baseline": t.baseline_value}
+        return _rollback(spec, status, new, obs, f"rollback trigger {name} fired: {t.reason}", values)
+
+    if obs.replay == "failed":
+        return _rollback(spec, status, new, obs, "replay suite failed", {})
+
+    if obs.action == "promote":
+        return _promote(spec, status, new, obs, phases, f"promotion forced by {obs.actor}", {}, forced=True)
+
+    if spec.paused:
+        new.state = "Paused"
+        return _finish(spec, status, new, obs, "hold", "paused by spec.paused")
+
+    if phase.replay is not None and obs.replay != "succeeded":
+        return _hold(spec, status, new, obs, "replay suite running", {})
+
+    values = {}
+    blocked: list[str] = []
+    missing: list[str] = []
+    for gate_name in phase.gates:
+        res = obs.gates.get(gate_name, "gate not evaluated")
+        if isinstance(res, str):
+            missing.append(f"{gate_name}: {res}")
+            continue
+        for b in res.blockers:
+            values[f"{gate_name}.{b.name}"] = b.value
+        if res.decision == "block":
+            blocked.append(f"{gate_name} ({', '.join(res.failing)})")
+        elif res.decision == "hold":
+            missing.append(f"{gate_name}: {res.message}")
+
+    if blocked:
+        new.consecutive_no_data = 0
+        reason = "gates blocking: " + "; ".join(blocked)
+        if phase.replay is not None:
+            # Replay results are final once the suite has run: waiting cannot make them pass.
+            return _rollback(spec, status, new, obs, reason, values)
+        return _hold(spec, status, new, obs, reason, values)
+
+    if missing:
+        new.consecutive_no_data = (status.consecutive_no_data or 0) + 1
+        reason = "no usable data: " + "; ".join(missing)
+        limit = spec.failure_policy.max_consecutive_no_data
+        if new.consecutive_no_data >= limit:
+            reason = f"{reason} ({new.consecutive_no_data} evaluations in a row)"
+            if spec.failure_policy.action == "rollback":
+                return _rollback(spec, status, new, obs, reason, values)
+            new.state = "Paused"
+            return _finish(spec, status, new, obs, "hold", reason, record="decision", warning=True, values=values)
+        return _hold(spec, status, new, obs, reason, values)
+    new.consecutive_no_data = 0
+    if status.state == "Paused":
+        new.state = "Progressing"
+
+    if phase.min_duration and status.phase_started_at is not None:
+        ready_at = status.phase_started_at + timedelta(seconds=parse_duration(phase.min_duration))
+        if obs.now < ready_at:
+            return _hold(spec, status, new, obs, f"gates pass; minimum duration in {phase.name} until "
+                         f"{ready_at.isoformat()}", values)
+
+    if phase.approval is not None and (status.step_index or 0) == 0:
+        return _approval(spec, status, new, obs, phases, phase, values)
+
+    return _promote(spec, status, new, obs, phases, "all gates pass", values)
+
+
+def request_id(rollout_uid: str, obs: Observation, phase: str) -> str:
+    return "req-" + short_hash(rollout_uid, obs.revision, obs.gates_hash, phase)
+
+
+def _approval(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,
+              phases: list[Phase], phase: Phase, values: dict[str, float | None]) -> Outcome:
+    req = approval_request(status, obs, phase)
+    assert phase.approval is not None
+    rejections = [v for v in obs.votes if v.decision == "reject"]
+    if req is status.pending_approval and rejections:
+        return _rollback(spec, status, new, obs, f"promotion rejected by {rejections[0].approver}", values)
+    approvers = sorted({v.approver for v in obs.votes if v.decision == "approve"})
+    new.pending_approval = req.model_copy(update={"approved_by": approvers})
+    if req is status.pending_approval and len(approvers) >= phase.approval.approvers:
+        return _promote(spec, status, new, obs, phases, f"approved by {', '.join(approvers)}", values)
+    new.state = "AwaitingApproval"
+    need = phase.approval.approvers - len(approvers)
+    reason = (f"gates pass; waiting for {need} more approval(s) from group {phase.approval.group}"
+              f" on request {req.request_id}")
+    kind = "approval-request" if req is not status.pending_approval else None
+    return _finish(spec, status, new, obs, "await_approval", reason, record=kind, values=values)
+
+
+def approval_request(status: AgentRolloutStatus, obs: Observation, phase: Phase) -> PendingApproval:
+    """The pending request, or a new one when the revision or the gates/policy it was bound to changed.
+
+    Returning the very object from status signals "still the same request": approvals only count
+    while both hashes match, so a changed hash voids them by opening a new request.
+    """
+    cur = status.pending_approval
+    if cur is not None and cur.revision == obs.revision and cur.gates_hash == obs.gates_hash and cur.phase == phase.name:
+        return cur
+    assert phase.approval is not None
+    return PendingApproval(
+        request_id="req-" + short_hash(obs.revision, obs.gates_hash, phase.name, obs.now.isoformat()),
+        phase=phase.name,
+        revision=obs.revision,
+        gates_hash=obs.gates_hash,
+        group=phase.approval.group,
+        approvers_required=phase.approval.approvers,
+        owner=phase.approval.owner,
+        requested_at=obs.now,
+    )
+
+
+def _start(new: AgentRolloutStatus, phases: list[Phase], obs: Observation) -> None:
+    _reset_rollout(new)
+    new.canary_revision = obs.revision
+    new.phase_index = 0
+    new.step_index = 0
+    new.phase = phases[0].name
+    new.canary_weight = phases[0].steps()[0]
+    new.phase_started_at = obs.now
+    new.state = "Progressing"
+
+
+def _reset_rollout(new: AgentRolloutStatus) -> None:
+    new.canary_revision = None
+    new.phase = None
+    new.phase_index = None
+    new.step_index = None
+    new.canary_weight = 0
+    new.phase_started_at = None
+    new.pending_approval = None
+    new.consecutive_no_data = 0
+
+
+def _promote(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,
+             phases: list[Phase], reason: str, values: dict[str, float | None], forced: bool = False) -> Outcome:
+    idx = min(status.phase_index or 0, len(phases) - 1)
+    step = status.step_index or 0
+    steps = phases[idx].steps()
+    new.state = "Progressing"
+    new.consecutive_no_data = 0
+    if step + 1 < len(steps):
+        new.step_index = step + 1
+        new.canary_weight = steps[step + 1]
+        target = f"{phases[idx].name} at {new.canary_weight}%"
+    elif idx + 1 < len(phases):
+        nxt = phases[idx + 1]
+        new.phase_index, new.step_index, new.phase = idx + 1, 0, nxt.name
+        new.canary_weight = nxt.steps()[0]
+        new.phase_started_at = obs.now
+        new.pending_approval = None
+        target = f"{nxt.name} at {new.canary_weight}%"
+    else:
+        # General at its last step passed: the canary becomes the stable revision.
+        _reset_rollout(new)
+        new.stable_revision = obs.revision
+        new.phase = COMPLETED
+        new.state = "Healthy"
+        target = "stable (rollout complete)"
+    return _finish(spec, status, new, obs, "promote", f"{reason}; promoted to {target}", record="decision",
+                   values=values)
+
+
+def _rollback(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,
+              reason: str, values: dict[str, float | None]) -> Outcome:
+    # Intent is persisted first (RollingBack, weight 0); the reconciler then moves traffic to stable
+    # before scaling the canary down, and a restart halfway simply does both again.
+    new.state = "RollingBack"
+    new.canary_weight = 0
+    new.pending_approval = None
+    return _finish(spec, status, new, obs, "rollback", reason, record="decision", values=values, warning=True)
+
+
+def _hold(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,
+          reason: str, values: dict[str, float | None]) -> Outcome:
+    if new.state not in ("Paused",):
+        new.state = "Progressing"
+    return _finish(spec, status, new, obs, "hold", reason, values=values)
+
+
+def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,
+            decision: str | None, reason: str, *, record: str | None = None, warning: bool = False,
+            values: dict[str, float | None] | None = None) -> Outcome:
+    values = values or {}
+    new.decision = decision  # type: ignore[assignment]
+    new.message = reason
+    changed = decision is not None and (
+        old.last_decision is None
+        or old.last_decision.decision != decision
+        or old.last_decision.phase != (new.phase or "")
+        or (record is not None and record != "approval-request")
+    )
+    if record is None and decision is not None and old.decision != decision:
+        record = "decision"
+    rid = None
+    if record is not None:
+        rid = "d-" + short_hash(old.canary_revision, new.canary_revision, old.phase_index, old.step_index, decision,
+                                record, len(old.history), n=14)
+    if decision is not None and (changed or record is not None):
+        summary = DecisionSummary(id=rid or "d-" + short_hash(reason, obs.now.isoformat()), decision=decision,  # type: ignore[arg-type]
+                                  phase=new.phase or old.phase or "", reason=reason[:4096], at=obs.now,
+                                  values=_finite(values))
+        new.last_decision = summary
+        new.history = (list(old.history) + [summary])[-spec.history_limit:]
+    new.conditions = conditions(spec, new, obs.now)
+    return Outcome(status=new, decision=decision, reason=reason, values=values, record=record, record_id=rid,
+                   event_type="Warning" if warning else "Normal")
+
+
+def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: (v if v is not None and math.isfinite(v) else None) for k, v in values.items()}
+
+
+def conditions(spec: AgentRolloutSpec, st: AgentRolloutStatus, now: datetime) -> list[Condition]:
+    """kstatus conditions derived from state, so Flux, Argo CD and `kubectl wait` all agree."""
+    state = st.state or "Progressing"
+    deadline_passed = (
+        st.decision == "hold"
+        and st.phase_started_at is not None
+        and now - st.phase_started_at > timedelta(seconds=parse_duration(spec.progress_deadline))
+    )
+    stalled = state == "Degraded" or deadline_passed or (state == "Paused" and not spec.paused)
+    reconciling = state in ("Progressing", "AwaitingApproval", "RollingBack") and not stalled
+    ready = state == "Healthy"
+    if deadline_passed:
+        stalled_reason, stalled_msg = "ProgressDeadlineExceeded", f"{st.phase} held longer than {spec.progress_deadline}"
+    elif state == "Degraded":
+        stalled_reason, stalled_msg = "RolledBack", st.message or ""
+    elif stalled:
+        stalled_reason, stalled_msg = "NoData", st.message or ""
+    else:
+        stalled_reason, stalled_msg = "", ""
+    prev = {c.type: c for c in st.conditions}
+
+    def cond(type_: str, value: bool, reason: str, message: str) -> Condition:
+        status: Literal["True", "False"] = "True" if value else "False"
+        old = prev.get(type_)
+        since = old.last_transition_time if old is not None and old.status == status else now
+        return Condition(type=type_, status=status, reason=reason or ("AsExpected" if not value else type_),
+                         message=message[:4096], last_transition_time=since)
+
+    return [
+        cond("Ready", ready, "Healthy" if ready else state, st.message or ""),
+        cond("Reconciling", reconciling, state if reconciling else "", (st.message or "") if reconciling else ""),
+        cond("Stalled", stalled, stalled_reason, stalled_msg),
+    ]

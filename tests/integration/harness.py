@@ -1,0 +1,200 @@
+"""Given/When/Then building blocks for end-to-end tests against the real control plane.
+
+The operator runs as a real subprocess (so SIGKILL is a real crash), under the least-privilege
+RBAC from manifests/, watching only the test's namespace, with intervals of a second set through
+its environment. Agents are real processes exporting per-version metrics that Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubectl_util import kubectl, kubectl_json
+
+from launchgate.synthetic import SyntheticAgent
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP = "launchgate.dev/v1alpha1"
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.25) -> Any:
+    """Poll until `check` returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as e:  # a kubectl hiccup is retried like a falsy value
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def operator_kubeconfig(kubeconfig: Path, workdir: Path) -> Path:
+    """A kubeconfig whose current user is the operator's own, bound to manifests/ RBAC."""
+    rbac = yaml.safe_load_all((ROOT / "manifests" / "base" / "rbac.yaml").read_text())
+    for doc in rbac:
+        if doc["kind"] == "ClusterRoleBinding":
+            doc["subjects"] = [{"kind": "User", "name": "launchgate-operator",
+                                "apiGroup": "rbac.authorization.k8s.io"}]
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+    path = workdir / "operator.kubeconfig"
+    path.write_text(kubeconfig.read_text())
+    kubectl(path, "config", "use-context", "launchgate-operator")
+    return path
+
+
+class Operator:
+    """The operator as a process: start, SIGKILL, restart."""
+
+    def __init__(self, kubeconfig: Path, prometheus_url: str, namespace: str, workdir: Path,
+                 **env: str) -> None:
+        self.kubeconfig, self.prometheus_url, self.namespace = kubeconfig, prometheus_url, namespace
+        self.workdir = workdir
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"operator-{self.namespace}.log"
+
+    def start(self) -> Operator:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "LAUNCHGATE_PROMETHEUS_URL": self.prometheus_url,
+               "LAUNCHGATE_GATE_INTERVAL": "1s", "LAUNCHGATE_PROMETHEUS_TIMEOUT": "3", **self.env}
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "launchgate.main", "-n", self.namespace],
+                                     stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.starts += 1
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown, as in a node failure."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, f"operator died:\n{self.tail()}"
+
+    def tail(self, n: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""
+
+
+class World:
+    """One namespace with its operator, gates, agents and rollouts."""
+
+    def __init__(self, kubeconfig: Path, prometheus: Any, namespace: str, workdir: Path) -> None:
+        self.kubeconfig, self.prometheus, self.ns, self.workdir = kubeconfig, prometheus, namespace, workdir
+        self.agents: dict[str, SyntheticAgent] = {}
+        kubectl(kubeconfig, "create", "namespace", namespace)
+        self.operator: Operator | None = None
+
+    # ---------------------------------------------------------------- given
+    def start_operator(self, prometheus_url: str | None = None, **env: str) -> Operator:
+        kc = operator_kubeconfig(self.kubeconfig, self.workdir)
+        self.operator = Operator(kc, prometheus_url or self.prometheus.url, self.ns, self.workdir, **env).start()
+        return self.operator
+
+    def apply(self, obj: dict[str, Any]) -> None:
+        obj.setdefault("metadata", {})["namespace"] = self.ns
+        kubectl(self.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(obj))
+
+    def gate(self, name: str, blockers: list[dict[str, Any]], window: str = "5s") -> None:
+        self.apply({"apiVersion": GROUP, "kind": "LaunchGate", "metadata": {"name": name},
+                    "spec": {"window": window, "owners": {"reliability": "sre-oncall"}, "blockers": blockers}})
+
+    def http_route(self, name: str) -> None:
+        self.apply({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name},
+                    "spec": {"rules": [{"backendRefs": [{"name": f"{name}-stable", "port": 80}]}]}})
+
+    def agent(self, version: str, **rates: Any) -> SyntheticAgent:
+        """A real agent process for `version`, scraped by Prometheus."""
+        a = SyntheticAgent(version=version, namespace=self.ns, **rates).start()
+        self.agents[version] = a
+        self.prometheus.add_target(f"{self.ns}-{version}", a.address)
+        return a
+
+    # ---------------------------------------------------------------- observe
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return dict(kubectl_json(self.kubeconfig, "get", kind, name, "-n", self.ns))
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get("agentrollout", name).get("status") or {})
+
+    def route_weights(self, name: str) -> tuple[int | None, int | None]:
+        refs = self.get("httproute", name)["spec"]["rules"][0]["backendRefs"]
+        w = {r["name"]: r.get("weight") for r in refs}
+        return w.get(f"{name}-stable"), w.get(f"{name}-canary")
+
+    def replicas(self, deployment: str) -> int | None:
+        proc = kubectl(self.kubeconfig, "get", "deployment", deployment, "-n", self.ns, "-o",
+                       "jsonpath={.spec.replicas}", check=False)
+        return int(proc.stdout) if proc.returncode == 0 and proc.stdout else None
+
+    def records(self, rollout: str) -> list[dict[str, Any]]:
+        items = kubectl_json(self.kubeconfig, "get", "decisionrecords", "-n", self.ns, "-l",
+                             f"launchgate.dev/rollout={rollout}")["items"]
+        return sorted((i["spec"] for i in items), key=lambda s: (s["at"], s["id"]))
+
+    def wait_status(self, name: str, what: str, pred: Callable[[dict[str, Any]], bool],
+                    timeout: float = 90.0) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            if self.operator is not None:
+                self.operator.assert_alive()
+            st = self.status(name)
+            return st if pred(st) else None
+        try:
+            return dict(wait_for(what, check, timeout))
+        except AssertionError as e:
+            tail = self.operator.tail() if self.operator else ""
+            raise AssertionError(f"{e}\nstatus: {json.dumps(self.status(name), indent=1)[:3000]}\n"
+                                 f"operator log:\n{tail}") from None
+
+    def close(self) -> None:
+        if self.operator:
+            self.operator.stop()
+        for v, a in self.agents.items():
+            self.prometheus.remove_target(f"{self.ns}-{v}")
+            a.stop()
+        kubectl(self.kubeconfig, "delete", "namespace", self.ns, "--wait=false", check=False)
+
+
+def rollout_obj(name: str, image: str, phases: list[dict[str, Any]], router: dict[str, Any] | None = None,
+                replicas: int = 4, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "AgentRollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "interval": "1s",
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "agent", "image": image,
+                                                  "ports": [{"name": "http", "containerPort": 8080}]}]}},
+            "trafficRouting": router or {"gatewayAPI": {"httpRoute": name}},
+            "phases": phases,
+            **spec,
+        },
+    }

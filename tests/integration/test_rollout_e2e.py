@@ -1,0 +1,252 @@
+"""AgentRollout end to end: real kube-apiserver, real Prometheus, real agent processes, real operator.
+
+No kubelet runs here, so Deployments make no pods; the agents stand in for the pods, exporting
+metrics under the revision label the operator assigned. Where a Job must finish, the test acts as
+the job controller by patching the Job's status, and says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import World, rollout_obj, wait_for
+from kubectl_util import kubectl
+
+from launchgate.devenv import PrometheusServer
+
+_ids = itertools.count()
+
+SUCCESS = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$canary",outcome="success"}[$window]))'
+           ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$canary"}[$window]))')
+P95 = ('1000 * histogram_quantile(0.95, sum by (le) '
+       '(rate(agent_job_seconds_bucket{namespace="$namespace",version="$version"}[$window])))')
+ERROR_RATE = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$version",outcome!="success"}[5s]))'
+              ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$version"}[5s]))')
+
+
+def phases(trigger_for: str = "6s", min_duration: str | None = None) -> list[dict[str, Any]]:
+    c1: dict[str, Any] = {"name": "Canary1", "weight": 5, "gates": ["canary1"],
+                          "rollbackTriggers": [{"name": "error-rate-2x-baseline", "query": ERROR_RATE,
+                                                "above": {"baselineRatio": 2}, "for": trigger_for, "step": "1s"}]}
+    if min_duration:
+        c1["minDuration"] = min_duration
+    return [
+        {"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
+        c1,
+        {"name": "Canary2", "weight": 25, "gates": ["canary1"]},
+        {"name": "General", "weights": [50, 100], "gates": ["canary1"]},
+    ]
+
+
+@pytest.fixture
+def world(kubeconfig: Path, prometheus: Any, tmp_path: Path):
+    w = World(kubeconfig, prometheus, f"e2e-{next(_ids)}-{random.randrange(10**6)}", tmp_path)
+    w.gate("canary1", [
+        {"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99}, "owner": "reliability"},
+        {"name": "p95_latency_ms", "query": P95, "target": {"lteBaselineRatio": 1.2}},
+    ])
+    yield w
+    w.close()
+
+
+def given_a_stable_rollout(w: World, name: str, **spec: Any) -> str:
+    w.http_route(name)
+    w.apply(rollout_obj(name, "agent:1", phases(**spec.pop("phase_args", {})), **spec))
+    st = w.wait_status(name, "first revision to become stable", lambda s: s.get("state") == "Healthy")
+    rev1 = st["stableRevision"]
+    w.agent(rev1, success_rate=0.99, p95_ms=1000)
+    return str(rev1)
+
+
+def when_a_new_revision_is_applied(w: World, name: str, image: str = "agent:2") -> str:
+    kubectl(w.kubeconfig, "patch", "agentrollout", name, "-n", w.ns, "--type=json", "-p",
+            json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]))
+    st = w.wait_status(name, "the canary revision", lambda s: s.get("canaryRevision") not in (None,))
+    return str(st["canaryRevision"])
+
+
+def promotions(w: World, name: str) -> list[tuple[str, str]]:
+    """Promotions and rollbacks in the timeline (holds are recorded too, but vary with timing)."""
+    return [(r["phase"], r["decision"]) for r in w.records(name)
+            if r["kind"] == "decision" and r.get("decision") in ("promote", "rollback")]
+
+
+class WeightRecorder(threading.Thread):
+    """Watches the HTTPRoute as the rollout proceeds, to check weights follow each phase."""
+
+    def __init__(self, w: World, name: str) -> None:
+        super().__init__(daemon=True)
+        self.w, self.name, self.seen, self.stop_flag = w, name, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                weights = self.w.route_weights(self.name)
+            except AssertionError:
+                continue
+            if not self.seen or self.seen[-1] != weights:
+                self.seen.append(weights)
+            self.stop_flag.wait(0.1)
+
+
+def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
+    w = world
+    w.start_operator()
+    rev1 = given_a_stable_rollout(w, "good")
+    assert w.replicas("good-stable") == 4 and w.route_weights("good") == (100, 0)
+    generation_before = w.get("agentrollout", "good")["metadata"]["generation"]
+    spec_before = w.get("agentrollout", "good")["spec"]
+
+    recorder = WeightRecorder(w, "good")
+    recorder.start()
+    rev2 = when_a_new_revision_is_applied(w, "good")
+    assert rev2 != rev1
+    w.agent(rev2, success_rate=0.995, p95_ms=1050)
+
+    st = w.wait_status("good", "the rollout to complete",
+                       lambda s: s.get("stableRevision") == rev2 and s.get("state") == "Healthy", timeout=120)
+    recorder.stop_flag.set()
+    recorder.join()
+
+    assert st["phase"] == "Completed" and st["canaryWeight"] == 0
+    # Then every phase was passed in order, each exactly once.
+    assert promotions(w, "good") == [("Canary1", "promote"), ("Canary2", "promote"), ("General", "promote"),
+                                     ("General", "promote"), ("Completed", "promote")]
+    # The HTTPRoute followed each phase: 0 → 5 → 25 → 50 → 100 → back to stable (now rev2).
+    canary_weights = [c for _, c in recorder.seen if c is not None]
+    assert [c for i, c in enumerate(canary_weights) if i == 0 or canary_weights[i - 1] != c] == [0, 5, 25, 50, 100, 0]
+    assert all(s + c == 100 for s, c in recorder.seen if c is not None)
+    # The old revision is gone: the stable Deployment runs rev2, the canary is scaled to zero.
+    stable = w.get("deployment", "good-stable")
+    assert stable["metadata"]["annotations"]["launchgate.dev/revision"] == rev2
+    assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "agent:2"
+    assert w.replicas("good-canary") == 0 and w.replicas("good-stable") == 4
+    # The user's spec was never written by the operator: GitOps sees no drift.
+    after = w.get("agentrollout", "good")
+    assert after["metadata"]["generation"] == generation_before + 1  # our own image patch only
+    assert after["spec"] == {**spec_before, "template": after["spec"]["template"]}
+    assert st["observedGeneration"] == after["metadata"]["generation"]
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    # The gate's status is the live contract.
+    gate = w.get("launchgates", "canary1")["status"]
+    assert gate["decision"] == "allow" and gate["passing"] == "2/2"
+
+
+def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "bad")
+    w.agents[next(iter(w.agents))].set(success_rate=0.98)  # stable: 2% errors
+    rev2 = when_a_new_revision_is_applied(w, "bad")
+    # The canary passes its gates at first, so it reaches Canary1...
+    canary = w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("bad", "Canary1", lambda s: s.get("phase") == "Canary1", timeout=60)
+    # ...then turns bad: 6% errors, 3x the stable baseline.
+    canary.set(success_rate=0.94)
+    st = w.wait_status("bad", "the rollback", lambda s: s.get("state") == "Degraded", timeout=90)
+    assert st["decision"] == "rollback" and "error-rate-2x-baseline" in st["message"]
+    assert w.route_weights("bad") == (100, 0)
+    assert w.replicas("bad-canary") == 0 and w.replicas("bad-stable") == 4
+    rollback = [r for r in w.records("bad") if r.get("decision") == "rollback"]
+    assert len(rollback) == 1 and "error-rate-2x-baseline" in rollback[0]["reason"]
+    assert rollback[0]["values"]["error-rate-2x-baseline"] == pytest.approx(0.06, rel=0.2)
+    conds = {c["type"]: (c["status"], c["reason"]) for c in st["conditions"]}
+    assert conds["Stalled"] == ("True", "RolledBack")
+    # It stays rolled back: no new attempt until the revision changes.
+    w.wait_status("bad", "still degraded", lambda s: s.get("state") == "Degraded")
+    assert st["stableRevision"] != rev2
+
+
+def test_a_short_breach_does_not_roll_back(world: World) -> None:
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "blip", phase_args={"trigger_for": "30s", "min_duration": "20s"})
+    w.agents[next(iter(w.agents))].set(success_rate=0.98)
+    rev2 = when_a_new_revision_is_applied(w, "blip")
+    canary = w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("blip", "Canary1", lambda s: s.get("phase") == "Canary1")
+    canary.set(success_rate=0.94)
+    wait_for("the breach to be visible", lambda: w.status("blip").get("decision") == "hold", timeout=20)
+    canary.set(success_rate=0.995)
+    st = w.wait_status("blip", "promotion past Canary1", lambda s: s.get("phaseIndex", 0) >= 2, timeout=60)
+    assert st["state"] != "Degraded"
+    assert not [r for r in w.records("blip") if r.get("decision") == "rollback"]
+
+
+def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> None:
+    w = world
+    op = w.start_operator()
+    rev1 = given_a_stable_rollout(w, "chaos", phase_args={"min_duration": "3s"})
+    rev2 = when_a_new_revision_is_applied(w, "chaos")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    # SIGKILL the operator every 1.5–3 s through the whole promotion, restarting it each time.
+    done = False
+    kills = 0
+    while not done and kills < 40:
+        threading.Event().wait(random.uniform(1.5, 3.0))
+        op.kill()
+        kills += 1
+        op.start()
+        done = w.status("chaos").get("stableRevision") == rev2
+    st = w.wait_status("chaos", "completion after the crashes",
+                       lambda s: s.get("stableRevision") == rev2 and s.get("state") == "Healthy", timeout=90)
+    assert kills >= 3
+    assert promotions(w, "chaos") == [("Canary1", "promote"), ("Canary2", "promote"), ("General", "promote"),
+                                      ("General", "promote"), ("Completed", "promote")]
+    assert w.route_weights("chaos") == (100, 0) and w.replicas("chaos-canary") == 0
+    assert st["stableRevision"] != rev1
+
+
+def test_operator_killed_in_the_middle_of_a_rollback_finishes_it(world: World) -> None:
+    w = world
+    op = w.start_operator()
+    given_a_stable_rollout(w, "crash")
+    w.agents[next(iter(w.agents))].set(success_rate=0.98)
+    rev2 = when_a_new_revision_is_applied(w, "crash")
+    canary = w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("crash", "Canary1", lambda s: s.get("phase") == "Canary1")
+    canary.set(success_rate=0.94)
+    # Kill the moment the rollback intent is persisted, before the operator can finish acting on it.
+    wait_for("rollback intent", lambda: w.status("crash").get("decision") == "rollback", timeout=60, every=0.05)
+    op.kill()
+    op.start()
+    st = w.wait_status("crash", "the rollback to finish", lambda s: s.get("state") == "Degraded", timeout=60)
+    assert w.route_weights("crash") == (100, 0) and w.replicas("crash-canary") == 0
+    assert len([r for r in w.records("crash") if r.get("decision") == "rollback"]) == 1
+    assert st["decision"] == "rollback"
+
+
+def test_prometheus_down_during_canary1_never_promotes(world: World, tmp_path: Path) -> None:
+    w = world
+    # Its own Prometheus, so stopping it leaves the other tests' one alone.
+    own = PrometheusServer(tmp_path / "prom", scrape_interval="1s", evaluation_interval="1s").start()
+    shared = w.prometheus
+    try:
+        w.prometheus = own
+        w.start_operator(prometheus_url=own.url)
+        rev1 = given_a_stable_rollout(w, "dark", phase_args={"min_duration": "4s"})
+        rev2 = when_a_new_revision_is_applied(w, "dark")
+        w.agent(rev2, success_rate=0.995, p95_ms=1000)
+        w.wait_status("dark", "Canary1", lambda s: s.get("phase") == "Canary1")
+        own.stop()
+        st = w.wait_status("dark", "a hold naming Prometheus",
+                           lambda s: s.get("decision") == "hold" and "unreachable" in (s.get("message") or ""),
+                           timeout=30)
+        # Well past minDuration, with Prometheus down, the canary stays at 5%.
+        threading.Event().wait(6)
+        st = w.status("dark")
+        assert st["phase"] == "Canary1" and st["canaryWeight"] == 5 and w.route_weights("dark") == (95, 5)
+        assert (st.get("consecutiveNoData") or 0) >= 2
+        own.start()  # same port, same data
+        st = w.wait_status("dark", "recovery and promotion", lambda s: s.get("phaseIndex", 0) >= 2, timeout=60)
+        assert st["stableRevision"] == rev1
+    finally:
+        own.stop()
+        w.prometheus = shared

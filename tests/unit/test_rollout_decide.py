@@ -1,0 +1,239 @@
+"""Table tests of the pure rollout state machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from launchgate.gates import BlockerResult, GateResult, TriggerResult
+from launchgate.models import AgentRolloutSpec, AgentRolloutStatus
+from launchgate.rollout import (
+    ApprovalVote,
+    Observation,
+    canary_replicas,
+    decide,
+    stable_replicas,
+)
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+GATES = {"ReplayGate": "replay", "Canary1": "canary1", "Canary2": "canary2", "General": "general"}
+
+
+def spec(**kw) -> AgentRolloutSpec:
+    base = {
+        "replicas": 10,
+        "template": {"spec": {"containers": [{"name": "a", "image": "x"}]}},
+        "trafficRouting": {"replicaRatio": {}},
+        "phases": [
+            {"name": "ReplayGate", "weight": 0, "gates": ["replay"]},
+            {"name": "Canary1", "weight": 5, "gates": ["canary1"],
+             "rollbackTriggers": [{"name": "errors", "query": "q", "above": {"baselineRatio": 2}, "for": "10m"}]},
+            {"name": "Canary2", "weight": 25, "gates": ["canary2"]},
+            {"name": "General", "weights": [50, 100], "gates": ["general"],
+             "approval": {"approvers": 2, "group": "reliability-reviewers"}},
+        ],
+    }
+    base.update(kw)
+    return AgentRolloutSpec.model_validate(base)
+
+
+def gate(decision: str = "allow", failing: tuple[str, ...] = (), value: float = 1.0) -> GateResult:
+    blockers = [BlockerResult(name="b", target="gte 0.99", value=value, baseline_value=None,
+                              passed=decision == "allow", reason="r", owner=None, missing=decision == "hold")]
+    return GateResult(decision=decision, blockers=blockers, passing="1/1" if decision == "allow" else "0/1",
+                      failing=list(failing), escalate_to=[], message=f"gate {decision}")
+
+
+def all_gates(decision: str = "allow") -> dict:
+    return {g: gate(decision, ("b",) if decision == "block" else ()) for g in GATES.values()}
+
+
+def obs(**kw) -> Observation:
+    base = dict(now=T0, revision="rev2", gates_hash="gh", gates=all_gates())
+    base.update(kw)
+    return Observation(**base)
+
+
+def at_phase(index: int, step: int = 0, **kw) -> AgentRolloutStatus:
+    names = list(GATES)
+    weights = [[0], [5], [25], [50, 100]]
+    base = dict(stable_revision="rev1", canary_revision="rev2", phase=names[index], phase_index=index,
+                step_index=step, canary_weight=weights[index][step], state="Progressing",
+                phase_started_at=T0 - timedelta(hours=1))
+    base.update(kw)
+    return AgentRolloutStatus(**base)
+
+
+def test_first_revision_becomes_stable_without_canary() -> None:
+    out = decide(spec(), AgentRolloutStatus(), obs(revision="rev1"))
+    assert out.status.stable_revision == "rev1" and out.status.canary_revision is None
+    assert out.status.state == "Healthy" and out.status.canary_weight == 0
+
+
+def test_new_revision_starts_at_replay_gate() -> None:
+    st = AgentRolloutStatus(stable_revision="rev1", state="Healthy")
+    out = decide(spec(), st, obs())
+    assert (out.status.phase, out.status.canary_weight, out.status.canary_revision) == ("ReplayGate", 0, "rev2")
+    assert out.record == "action"
+
+
+@pytest.mark.parametrize(
+    "index,step,expected_phase,expected_weight",
+    [(0, 0, "Canary1", 5), (1, 0, "Canary2", 25), (2, 0, "General", 50), (3, 1, "Completed", 0)],
+)
+def test_passing_gates_promote_one_step(index, step, expected_phase, expected_weight) -> None:
+    st = at_phase(index, step, pending_approval=None)
+    out = decide(spec(), st, obs(replay="succeeded"))
+    assert out.decision == "promote"
+    assert (out.status.phase, out.status.canary_weight) == (expected_phase, expected_weight)
+    if expected_phase == "Completed":
+        assert out.status.stable_revision == "rev2" and out.status.canary_revision is None
+        assert out.status.state == "Healthy"
+
+
+def test_a_blocked_gate_holds_with_its_failing_blockers() -> None:
+    out = decide(spec(), at_phase(1), obs(gates={"canary1": gate("block", ("p95_latency_ms",))}))
+    assert out.decision == "hold" and "p95_latency_ms" in out.reason
+    assert out.status.canary_weight == 5
+
+
+@pytest.mark.parametrize("gates", [{}, {"canary1": gate("hold")}, {"canary1": "LaunchGate canary1 not found"}])
+def test_missing_data_never_promotes(gates) -> None:
+    out = decide(spec(), at_phase(1), obs(gates=gates))
+    assert out.decision == "hold" and out.status.canary_weight == 5
+    assert out.status.consecutive_no_data == 1
+
+
+@pytest.mark.parametrize("action,state", [("pause", "Paused"), ("rollback", "RollingBack")])
+def test_consecutive_missing_data_applies_the_failure_policy(action, state) -> None:
+    s = spec(failurePolicy={"maxConsecutiveNoData": 3, "action": action})
+    out = decide(s, at_phase(1, consecutive_no_data=2), obs(gates={"canary1": gate("hold")}))
+    assert out.status.state == state and out.status.canary_weight in (0, 5)
+    assert out.decision == ("rollback" if action == "rollback" else "hold")
+    assert next(c for c in out.status.conditions if c.type == "Stalled").status == (
+        "True" if action == "pause" else "False")
+
+
+def test_fired_trigger_rolls_back_with_its_values() -> None:
+    trig = TriggerResult(name="errors", fired=True, value=0.06, baseline_value=0.02, reason="3x baseline for 10m", missing=None)
+    out = decide(spec(), at_phase(1), obs(triggers={"errors": trig}))
+    assert out.decision == "rollback" and out.status.state == "RollingBack" and out.status.canary_weight == 0
+    assert out.values == {"errors": 0.06, "errors:baseline": 0.02}
+    assert "errors" in out.reason and out.record == "decision"
+
+
+def test_unfired_trigger_does_not_roll_back() -> None:
+    trig = TriggerResult(name="errors", fired=False, value=0.06, baseline_value=0.02, reason="held 4m of 10m", missing=None)
+    assert decide(spec(), at_phase(1), obs(triggers={"errors": trig})).decision == "promote"
+
+
+def test_rolling_back_settles_to_degraded_and_stays() -> None:
+    st = at_phase(1, state="RollingBack", canary_weight=0, decision="rollback")
+    out = decide(spec(), st, obs())
+    assert out.status.state == "Degraded"
+    again = decide(spec(), out.status, obs())
+    assert again.status.state == "Degraded" and again.status.canary_weight == 0
+    assert next(c for c in again.status.conditions if c.type == "Stalled").status == "True"
+
+
+def test_retry_restarts_a_degraded_rollout_from_replay() -> None:
+    st = at_phase(1, state="Degraded", canary_weight=0)
+    out = decide(spec(), st, obs(action="retry", actor="alice"))
+    assert out.status.phase == "ReplayGate" and out.status.state == "Progressing"
+
+
+def test_revision_changed_mid_rollout_restarts_from_replay_gate() -> None:
+    out = decide(spec(), at_phase(2), obs(revision="rev3"))
+    assert (out.status.phase, out.status.canary_revision, out.status.canary_weight) == ("ReplayGate", "rev3", 0)
+
+
+def test_replay_phase_waits_for_job_and_fails_on_job_failure() -> None:
+    s = spec(phases=[{"name": "ReplayGate", "weight": 0, "gates": ["replay"],
+                      "replay": {"template": {"spec": {}}}}, {"name": "Canary1", "weight": 5}])
+    assert decide(s, at_phase(0), obs(replay="running")).decision == "hold"
+    assert decide(s, at_phase(0), obs(replay="failed")).status.state == "RollingBack"
+    blocked = decide(s, at_phase(0), obs(replay="succeeded", gates={"replay": gate("block", ("critical",))}))
+    assert blocked.status.state == "RollingBack"
+    assert decide(s, at_phase(0), obs(replay="succeeded")).decision == "promote"
+
+
+def test_min_duration_holds_until_elapsed() -> None:
+    s = spec(phases=[{"name": "Canary1", "weight": 5, "minDuration": "10m"}, {"name": "Canary2", "weight": 25}])
+    st = AgentRolloutStatus(stable_revision="rev1", canary_revision="rev2", phase="Canary1", phase_index=0,
+                            step_index=0, canary_weight=5, state="Progressing", phase_started_at=T0)
+    assert decide(s, st, obs(now=T0 + timedelta(minutes=5))).decision == "hold"
+    assert decide(s, st, obs(now=T0 + timedelta(minutes=11))).decision == "promote"
+
+
+class TestApprovals:
+    def test_reaching_general_opens_a_request_bound_to_both_hashes(self) -> None:
+        out = decide(spec(), at_phase(3), obs())
+        assert out.decision == "await_approval" and out.status.state == "AwaitingApproval"
+        req = out.status.pending_approval
+        assert req is not None and (req.revision, req.gates_hash, req.approvers_required) == ("rev2", "gh", 2)
+        assert out.record == "approval-request"
+
+    def _pending(self):
+        first = decide(spec(), at_phase(3), obs())
+        return first.status
+
+    def test_two_distinct_approvers_promote(self) -> None:
+        st = self._pending()
+        vote = lambda who: ApprovalVote(approver=who, decision="approve", created=T0)  # noqa: E731
+        one = decide(spec(), st, obs(votes=[vote("alice"), vote("alice")]))
+        assert one.decision == "await_approval" and one.status.pending_approval.approved_by == ["alice"]
+        two = decide(spec(), st, obs(votes=[vote("alice"), vote("bob")]))
+        assert two.decision == "promote" and two.status.canary_weight == 100
+
+    def test_changed_gates_void_the_request(self) -> None:
+        st = self._pending()
+        votes = [ApprovalVote(approver=w, decision="approve", created=T0) for w in ("alice", "bob")]
+        out = decide(spec(), st, obs(gates_hash="changed", votes=votes))
+        assert out.decision == "await_approval"
+        assert out.status.pending_approval.request_id != st.pending_approval.request_id
+
+    def test_a_rejection_rolls_back(self) -> None:
+        st = self._pending()
+        out = decide(spec(), st, obs(votes=[ApprovalVote(approver="carol", decision="reject", created=T0)]))
+        assert out.decision == "rollback" and "carol" in out.reason
+
+    def test_later_steps_of_an_approved_phase_need_no_new_approval(self) -> None:
+        out = decide(spec(), at_phase(3, step=1), obs())
+        assert out.decision == "promote" and out.status.phase == "Completed"
+
+
+def test_no_new_record_while_holding_for_the_same_reason() -> None:
+    first = decide(spec(), at_phase(1), obs(gates={"canary1": gate("block", ("x",))}))
+    second = decide(spec(), first.status, obs(gates={"canary1": gate("block", ("x",))}))
+    assert second.record is None and len(second.status.history) == len(first.status.history)
+
+
+def test_history_is_bounded() -> None:
+    s = spec(historyLimit=3)
+    st = at_phase(0)
+    for _ in range(6):
+        st = decide(s, st, obs(replay="succeeded")).status
+        if st.state == "Healthy":
+            st = decide(s, st, obs(revision=f"rev{len(st.history)}")).status
+    assert len(st.history) <= 3
+
+
+@pytest.mark.parametrize(
+    "total,weight,ratio,canary,stable",
+    [(10, 0, True, 0, 10), (10, 5, True, 1, 9), (10, 25, True, 3, 7), (10, 100, True, 10, 0),
+     (10, 0, False, 1, 10), (10, 50, False, 5, 10), (1, 1, True, 1, 0), (0, 50, True, 0, 0)],
+)
+def test_replica_split(total, weight, ratio, canary, stable) -> None:
+    assert canary_replicas(total, weight, ratio_router=ratio) == canary
+    assert stable_replicas(total, weight, ratio_router=ratio) == stable
+
+
+def test_conditions_follow_kstatus() -> None:
+    healthy = decide(spec(), AgentRolloutStatus(), obs(revision="rev1")).status
+    conds = {c.type: c.status for c in healthy.conditions}
+    assert conds == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    progressing = decide(spec(), at_phase(1), obs(gates={"canary1": gate("block", ("x",))})).status
+    assert {c.type: c.status for c in progressing.conditions}["Reconciling"] == "True"
+    late = at_phase(1, phase_started_at=T0 - timedelta(hours=3))
+    stalled = decide(spec(progressDeadline="1h"), late, obs(gates={"canary1": gate("block", ("x",))})).status
+    assert {c.type: (c.status, c.reason) for c in stalled.conditions}["Stalled"] == ("True", "ProgressDeadlineExceeded")
