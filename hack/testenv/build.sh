@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# Builds (or installs) everything the local test control plane needs, at the versions pinned in
+# hack/versions.env, into a cache outside the repo:
+#
+#   ${LAUNCHGATE_CACHE:-$HOME/.cache/launchgate}/
+#     kube-apiserver-<v>/kube-apiserver   built from k8s.io/kubernetes (wrapper in hack/testenv/kube-apiserver)
+#     kubectl-<v>/kubectl                 built from the same module, so client and server match
+#     etcd-<v>/etcd                       built from go.etcd.io/etcd/server/v3 (wrapper in hack/testenv/etcd)
+#     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
+#   prometheus, promtool                  Debian package (only if not already on PATH)
+#
+# Why build instead of download: only the Go module proxy, PyPI and Debian are reachable from CI,
+# and there is no Docker. Everything here comes from those.
+#
+# Idempotent: a component whose binary for the pinned version is already in the cache is skipped,
+# so a second run is a fast no-op. CI runs this on a clean machine (see .ci/run).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=../versions.env
+set -a; . "$ROOT/hack/versions.env"; set +a
+: "${KUBERNETES_VERSION:?missing in hack/versions.env}"
+: "${ETCD_VERSION:?missing in hack/versions.env}"
+: "${GATEWAY_API_VERSION:?missing in hack/versions.env}"
+
+CACHE="${LAUNCHGATE_CACHE:-$HOME/.cache/launchgate}"
+# Used only when no usable `go` is installed: the toolchain is itself a module on the Go proxy.
+GO_BOOTSTRAP_VERSION="${GO_BOOTSTRAP_VERSION:-go1.24.4}"
+mkdir -p "$CACHE"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# --- Go toolchain -----------------------------------------------------------------------------
+# Go >= 1.21 fetches a newer toolchain by itself when a go.mod asks for one (GOTOOLCHAIN=auto),
+# so any such `go` will do. Without one, fetch the toolchain module straight from the proxy.
+ensure_go() {
+  if command -v go >/dev/null; then
+    local minor
+    minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+    if [ -n "$minor" ] && [ "$minor" -ge 21 ]; then return; fi
+    log "installed $(go env GOVERSION) is too old; bootstrapping $GO_BOOTSTRAP_VERSION"
+  fi
+  local arch dir
+  case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; *) die "unsupported arch $(uname -m)" ;; esac
+  dir="$CACHE/go-$GO_BOOTSTRAP_VERSION"
+  if [ ! -x "$dir/bin/go" ]; then
+    log "fetching Go $GO_BOOTSTRAP_VERSION from the Go module proxy"
+    local tmp url
+    tmp="$(mktemp -d "$CACHE/.go-bootstrap.XXXXXX")"
+    url="https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-${GO_BOOTSTRAP_VERSION}.linux-${arch}.zip"
+    python3 - "$url" "$tmp" <<'PY'
+import io, os, sys, urllib.request, zipfile
+url, dest = sys.argv[1], sys.argv[2]
+data = urllib.request.urlopen(url, timeout=600).read()
+with zipfile.ZipFile(io.BytesIO(data)) as z:
+    for info in z.infolist():
+        # entries look like golang.org/toolchain@v0.0.1-go1.24.4.linux-amd64/bin/go
+        rel = info.filename.split("/", 2)[2] if info.filename.count("/") >= 2 else ""
+        if not rel or info.is_dir():
+            continue
+        path = os.path.join(dest, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(z.read(info))
+        # module zips keep no permission bits; the go command marks these executable itself
+        os.chmod(path, 0o755 if rel.startswith(("bin/", "pkg/tool/")) else 0o644)
+PY
+    rm -rf "$dir"; mv "$tmp" "$dir"
+  fi
+  export PATH="$dir/bin:$PATH"
+}
+
+# Downloads a module version and prints one field (GoMod, Dir, ...) of its download record.
+mod_field() { # mod_field <module@version> <Key>
+  local json err
+  json="$(cd "$CACHE" && go mod download -json "$1")" || {
+    err="$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)",\{0,1\}$/\1/p')"
+    die "go mod download $1 failed: ${err:-see above}"
+  }
+  printf '%s\n' "$json" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}$/\1/p"
+}
+
+# Copies a wrapper module from the repo into the cache so go.mod/go.sum edits never touch the repo.
+fresh_src() { # fresh_src <wrapper-name> <dest>
+  rm -rf "$2"
+  mkdir -p "$2"
+  cp "$ROOT/hack/testenv/$1/go.mod" "$ROOT/hack/testenv/$1/main.go" "$2/"
+}
+
+# --- kube-apiserver (+ kubectl) ---------------------------------------------------------------
+build_kubernetes() {
+  local v="$KUBERNETES_VERSION" dir="$CACHE/kube-apiserver-$KUBERNETES_VERSION"
+  local kdir="$CACHE/kubectl-$KUBERNETES_VERSION"
+  if [ -x "$dir/kube-apiserver" ] && [ -x "$kdir/kubectl" ]; then
+    log "kube-apiserver $v: cached"; return
+  fi
+  local staging_v="v0.${v#v1.}" # v1.32.4 -> v0.32.4: the staging modules' matching tag
+  local minor="${v#v1.}"; minor="${minor%%.*}"
+  local src="$dir/src"
+  log "kube-apiserver $v: preparing module (staging modules at $staging_v)"
+  fresh_src kube-apiserver "$src"
+  local gomod
+  gomod="$(mod_field "k8s.io/kubernetes@$v" GoMod)"
+  [ -f "$gomod" ] || die "could not download k8s.io/kubernetes@$v"
+  # k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at ./staging with
+  # replace lines, which do not apply to us: replace each with its published version instead.
+  local args=(-require="k8s.io/kubernetes@$v") m
+  while read -r m; do
+    args+=(-replace="$m=$m@$staging_v")
+  done < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
+  [ "${#args[@]}" -gt 5 ] || die "found no staging replace lines in $gomod"
+  # No `go mod tidy`: it also fetches the test dependencies of every imported package, which is
+  # slow and fails whenever one of them is unavailable; -mod=mod resolves what the build needs.
+  (cd "$src" && go mod edit "${args[@]}")
+  local ver_pkgs=(k8s.io/component-base/version k8s.io/client-go/pkg/version) ldflags="-s -w" p
+  for p in "${ver_pkgs[@]}"; do
+    ldflags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  log "kube-apiserver $v: building (many minutes on a small machine)"
+  mkdir -p "$kdir"
+  (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$dir/kube-apiserver.tmp" .)
+  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
+  log "kubectl $v: building"
+  (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$kdir/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
+  mv "$kdir/kubectl.tmp" "$kdir/kubectl"
+}
+
+# --- etcd -------------------------------------------------------------------------------------
+build_etcd() {
+  local v="$ETCD_VERSION" dir="$CACHE/etcd-$ETCD_VERSION"
+  if [ -x "$dir/etcd" ]; then log "etcd $v: cached"; return; fi
+  local src="$dir/src"
+  log "etcd $v: building"
+  fresh_src etcd "$src"
+  (cd "$src" && go mod edit -require="go.etcd.io/etcd/server/v3@$v")
+  (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w" -o "$dir/etcd.tmp" .)
+  mv "$dir/etcd.tmp" "$dir/etcd"
+}
+
+# --- Gateway API CRDs -------------------------------------------------------------------------
+fetch_gateway_api() {
+  local v="$GATEWAY_API_VERSION" dir="$CACHE/gateway-api-$GATEWAY_API_VERSION"
+  if compgen -G "$dir/*.yaml" >/dev/null; then log "gateway-api $v: cached"; return; fi
+  local moddir
+  moddir="$(mod_field "sigs.k8s.io/gateway-api@$v" Dir)"
+  compgen -G "$moddir/config/crd/standard/*.yaml" >/dev/null || die "no CRDs in $moddir/config/crd/standard"
+  log "gateway-api $v: copying standard CRDs"
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  cp "$moddir"/config/crd/standard/*.yaml "$dir.tmp/"
+  chmod u+w "$dir.tmp"/*.yaml # the module cache is read-only
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+}
+
+# --- Prometheus -------------------------------------------------------------------------------
+install_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    log "prometheus: $(command -v prometheus) (already installed)"; return
+  fi
+  log "prometheus: installing the Debian package"
+  # We never use the packaged service; a policy-rc.d that refuses service starts keeps apt from
+  # launching a daemon on :9090 in environments without systemd.
+  local policy=/usr/sbin/policy-rc.d added_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod 755 "$policy"; added_policy=1
+  fi
+  local rc=0
+  {
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    if [ -n "${PROMETHEUS_DEB_VERSION:-}" ] && \
+       as_root apt-get install -y -qq --no-install-recommends "prometheus=$PROMETHEUS_DEB_VERSION"; then :
+    else
+      log "prometheus: pinned ${PROMETHEUS_DEB_VERSION:-<none>} unavailable; installing Debian's current version"
+      as_root apt-get install -y -qq --no-install-recommends prometheus
+    fi
+  } || rc=$?
+  if [ "$added_policy" = 1 ]; then as_root rm -f "$policy"; fi
+  [ "$rc" = 0 ] || die "apt-get install prometheus failed"
+  # With systemd the unit may still have been started: stop and disable it.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  if pgrep -x prometheus >/dev/null; then
+    as_root service prometheus stop >/dev/null 2>&1 || true
+    local pid
+    for pid in $(pgrep -x -f '/usr/bin/prometheus( .*)?' || true); do
+      log "prometheus: stopping the packaged daemon (pid $pid)"; as_root kill "$pid" || true
+    done
+  fi
+}
+
+ensure_go
+log "cache: $CACHE ($(go env GOVERSION))"
+build_etcd
+fetch_gateway_api
+install_prometheus
+build_kubernetes
+
+cat <<EOF
+kube-apiserver: $CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
+kubectl:        $CACHE/kubectl-$KUBERNETES_VERSION/kubectl
+etcd:           $CACHE/etcd-$ETCD_VERSION/etcd
+gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
+prometheus:     $(command -v prometheus)
+promtool:       $(command -v promtool)
+EOF
