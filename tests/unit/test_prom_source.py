@@ -1,0 +1,77 @@
+"""prom.py's pure parts: building a source from a Secret-like dict, and reading errors back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_api_client import PrometheusApiClientException
+
+from launchgate.prom import (
+    MetricsSource,
+    PrometheusSource,
+    _error_from_exception,
+    _reshape,
+    source_from_config,
+)
+
+
+def test_source_from_config_token_and_tls(tmp_path: Path) -> None:
+    src = source_from_config({"url": "https://prom.example:9090/", "token": " s3cret\n", "insecureSkipVerify": "true",
+                              "timeout": "5"})
+    assert src.url == "https://prom.example:9090"
+    assert src._pc.headers == {"Authorization": "Bearer s3cret"}
+    assert src._pc._session.verify is False
+    assert src.timeout == 5.0
+    assert isinstance(src, MetricsSource)
+
+
+def test_source_from_config_basic_auth_and_ca_pem() -> None:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    src = source_from_config({"address": "https://p", "username": "u", "password": "p", "ca.crt": pem})
+    assert src._pc.auth == ("u", "p")
+    ca = Path(str(src._pc._session.verify))
+    try:
+        assert ca.read_text() == pem
+    finally:
+        ca.unlink()
+
+
+def test_source_from_config_needs_a_url() -> None:
+    with pytest.raises(ValueError, match="'url' is required"):
+        source_from_config({"token": "x"})
+    assert source_from_config({}, default_url="http://p").url == "http://p"
+
+
+def test_error_from_prometheus_body() -> None:
+    body = b'{"status":"error","errorType":"bad_data","error":"1:5: parse error: unclosed left parenthesis"}'
+    e = PrometheusApiClientException(f"HTTP Status Code 400 ({body!r})")
+    assert _error_from_exception(e) == "query error: 1:5: parse error: unclosed left parenthesis (HTTP 400, bad_data)"
+    assert _error_from_exception(PrometheusApiClientException("HTTP Status Code 502 (b'<html>')")) == (
+        "prometheus unreachable: HTTP 502 from a proxy in front of Prometheus"
+    )
+    assert _error_from_exception(PrometheusApiClientException("HTTP Status Code 401 (b'denied')")) == (
+        "query error: HTTP 401"
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "kind"),
+    [
+        ([], "vector"),
+        ([{"metric": {}, "value": [1, "1"]}], "vector"),
+        ([{"metric": {}, "values": [[1, "1"]]}], "matrix"),
+        ([1.0, "2"], "scalar"),
+        ([1.0, "NaN"], "scalar"),
+        ([1.0, "hello"], "string"),
+    ],
+)
+def test_reshape(result: list[object], kind: str) -> None:
+    assert _reshape(result)["resultType"] == kind
+
+
+def test_counts_queries_even_when_unreachable() -> None:
+    src = PrometheusSource("http://127.0.0.1:9", timeout=2, retries=0)
+    r = src.query("up")
+    assert r.missing is not None and r.missing.startswith("prometheus unreachable: ")
+    assert src.queries_issued == 1
