@@ -24,6 +24,7 @@ from .models import (
     DecisionRecordSpec,
     LaunchGateSpec,
     LaunchGateStatus,
+    RolloutActionSpec,
 )
 
 _DROP = {"title", "default", "$defs"}
@@ -100,6 +101,19 @@ CRDS: list[CRDInfo] = [
             {"name": "Decision", "type": "string", "jsonPath": ".spec.decision"},
             {"name": "Approver", "type": "string", "jsonPath": ".spec.approver"},
             {"name": "Request", "type": "string", "jsonPath": ".spec.requestId"},
+            _age(),
+        ],
+    ),
+    CRDInfo(
+        kind="RolloutAction",
+        plural="rolloutactions",
+        short_names=["lgact"],
+        spec=RolloutActionSpec,
+        status=None,
+        columns=[
+            {"name": "Rollout", "type": "string", "jsonPath": ".spec.rollout"},
+            {"name": "Action", "type": "string", "jsonPath": ".spec.action"},
+            {"name": "Actor", "type": "string", "jsonPath": ".spec.actor"},
             _age(),
         ],
     ),

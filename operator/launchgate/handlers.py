@@ -19,10 +19,10 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from . import GROUP, VERSION, engine
+from . import GROUP, VERSION, engine, metrics, notify
 from .durations import parse_duration
 from .kube import Kube, load_config
-from .models import LaunchGateSpec
+from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .reconcile import Reconciler, Settings, publish_gate_status
 
@@ -60,8 +60,20 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube = Kube(api)
     memo.metrics = source_from_config(prom)
     memo.settings = lg_settings
-    memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings)
+    memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
+    memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)
     memo.gates_in_use = {}
+    port = int(os.environ.get("LAUNCHGATE_METRICS_PORT", "8000"))
+    memo.metrics_server = metrics.METRICS.serve(port, os.environ.get("LAUNCHGATE_METRICS_ADDR", "0.0.0.0")) \
+        if port else None
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "notifier", None) is not None:
+        await asyncio.to_thread(memo.notifier.close, 5)
+    if getattr(memo, "metrics_server", None) is not None:
+        memo.metrics_server.shutdown()
 
 
 @kopf.daemon(GROUP, VERSION, "agentrollouts", cancellation_timeout=10)
@@ -78,7 +90,8 @@ async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, nam
             if res.error is not None:
                 backoff = min(backoff * 2, 60.0)
         except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
-            log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e)}))
+            log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
+                                  "detail": str(getattr(e, "body", "") or "")[:2000]}))
             delay, backoff = backoff, min(backoff * 2, 60.0)
         await stopped.wait(delay)
 
@@ -107,18 +120,16 @@ def evaluate_standalone(memo: Any, namespace: str, name: str) -> float:
     try:
         spec = LaunchGateSpec.model_validate(gobj.get("spec") or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        kube.patch_status("launchgates", namespace, name, {
-            "message": f"invalid spec: {'.'.join(map(str, err['loc']))}: {err['msg']}"})
+        kube.patch_status("launchgates", namespace, name, {"message": f"invalid spec: {validation_message(e)}"})
         return float(memo.settings.default_gate_interval)
     interval = parse_duration(spec.interval) if spec.interval else memo.settings.default_gate_interval
     variables = {"namespace": namespace, "window": spec.window, **spec.variables}
     previous = (gobj.get("status") or {}).get("decision")
-    res = engine.evaluate(spec, memo.metrics, variables)
+    with metrics.time_evaluation("gate"):
+        res = engine.evaluate(spec, memo.metrics, variables)
     now = datetime.now(UTC).replace(microsecond=0)
-    if publish_gate_status(kube, gobj, spec, res, now) and previous != res.decision:
-        who = f"; escalate to {', '.join(res.escalate_to)}" if res.escalate_to else ""
+    if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier) and previous != res.decision \
+            and res.decision != "block":  # a block's Event is emitted by publish_gate_status
         kube.event(gobj, "Normal" if res.decision == "allow" else "Warning",
-                   {"allow": "GateAllows", "block": "GateBlocks", "hold": "GateHolds"}[res.decision],
-                   f"{res.message}{who}")
+                   {"allow": "GateAllows", "hold": "GateHolds"}[res.decision], res.message)
     return max(float(memo.settings.min_interval), interval)

@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from . import GROUP, VERSION
+from . import GROUP, VERSION, metrics
 
 log = logging.getLogger("launchgate.kube")
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
@@ -43,6 +43,10 @@ class Kube:
         self.custom: Any = client.CustomObjectsApi(api)
         self.writes = 0
 
+    def _wrote(self) -> None:
+        self.writes += 1
+        metrics.observe_api_writes()
+
     # ------------------------------------------------------------------ launchgate objects
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -60,14 +64,14 @@ class Kube:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Status only, via the subresource: the user's spec (and GitOps' view of it) is never touched."""
-        self.writes += 1
+        self._wrote()
         # A dict body is sent as a JSON merge patch by the client.
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, {"status": status})
 
     def create_once(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create; False when it already exists (the step was done before a restart)."""
         try:
-            self.writes += 1
+            self._wrote()
             self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
             return True
         except ApiException as e:
@@ -88,7 +92,7 @@ class Kube:
         name = body["metadata"]["name"]
         current = self.get_deployment(namespace, name)
         if current is None:
-            self.writes += 1
+            self._wrote()
             self.apps.create_namespaced_deployment(namespace, body)
             return
         cur = self.api.sanitize_for_serialization(current)
@@ -96,14 +100,14 @@ class Kube:
         have_rev = (cur["metadata"].get("annotations") or {}).get("launchgate.dev/revision")
         if cur["spec"].get("replicas") == body["spec"]["replicas"] and want_rev == have_rev:
             return
-        self.writes += 1
+        self._wrote()
         self.apps.patch_namespaced_deployment(name, namespace, body)
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         current = self.get_deployment(namespace, name)
         if current is None or current.spec.replicas == replicas:
             return
-        self.writes += 1
+        self._wrote()
         self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
 
     def ensure_service(self, namespace: str, body: dict[str, Any]) -> None:
@@ -112,7 +116,7 @@ class Kube:
         except ApiException as e:
             if e.status != 404:
                 raise
-            self.writes += 1
+            self._wrote()
             try:
                 self.core.create_namespaced_service(namespace, body)
             except ApiException as e2:
@@ -120,13 +124,15 @@ class Kube:
                     raise
 
     def ensure_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create once: policy ConfigMaps are immutable and named by their content's hash."""
+        if self.read_configmap(namespace, body["metadata"]["name"]) is not None:
+            return
         try:
-            self.writes += 1
+            self._wrote()
             self.core.create_namespaced_config_map(namespace, body)
         except ApiException as e:
             if e.status != 409:
                 raise
-            self.writes -= 1
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
@@ -147,7 +153,7 @@ class Kube:
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         try:
-            self.writes += 1
+            self._wrote()
             self.batch.create_namespaced_job(namespace, body)
         except ApiException as e:
             if e.status != 409:
@@ -166,7 +172,7 @@ class Kube:
 
     def replace_httproute(self, namespace: str, body: dict[str, Any]) -> None:
         """Replace with the resourceVersion read: a concurrent edit makes this fail and be retried."""
-        self.writes += 1
+        self._wrote()
         self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes",
                                                      body["metadata"]["name"], body)
 
@@ -193,7 +199,7 @@ class Kube:
             "reportingComponent": "launchgate",
         }
         try:
-            self.writes += 1
+            self._wrote()
             self.core.create_namespaced_event(meta["namespace"], body)
         except ApiException as e:  # an event is best-effort; the timeline record is the durable trace
             log.warning(json.dumps({"msg": "event failed", "status": e.status, "reason": reason}))

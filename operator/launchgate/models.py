@@ -8,10 +8,11 @@ Cross-field rules that the API server must enforce live here too, as CEL in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 # A Go-style duration without days: what CEL's duration() accepts and what PromQL range selectors
@@ -45,6 +46,32 @@ class _Spec(BaseModel):
     """Spec models refuse unknown fields, so a typo in a gate file fed to the CLI is an error."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """A pydantic location as a user reads it in YAML: spec.blockers[0].target."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_message(e: ValidationError, prefix: str = "") -> str:
+    """The first error, naming the field the way the API server would; the count of the rest."""
+    first = e.errors()[0]
+    where = field_path([*([prefix] if prefix else []), *first["loc"]])
+    msg = first["msg"].removeprefix("Value error, ")
+    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+    return f"{where}: {msg}{more}"
+
+
+def exactly_one(model: BaseModel, *fields: str) -> None:
+    """The CEL "exactly one of" rules, enforced again in Python so gate files read by the CLI
+    (which never pass the API server) get the same error."""
+    present = [f for f in fields if getattr(model, f) is not None]
+    if len(present) != 1:
+        names = ", ".join(model.model_fields[f].alias or f for f in fields)
+        raise ValueError(f"exactly one of {names} must be set")
 
 
 class _Status(BaseModel):
@@ -114,6 +141,11 @@ class Target(_Spec):
     lte: float | None = None
     lte_baseline_ratio: float | None = Field(default=None, gt=0)
     gte_baseline_ratio: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Target:
+        exactly_one(self, "eq", "gte", "lte", "lte_baseline_ratio", "gte_baseline_ratio")
+        return self
 
     def set_fields(self) -> list[str]:
         return [k for k, v in self.model_dump(by_alias=True).items() if v is not None]
@@ -212,6 +244,11 @@ class Threshold(_Spec):
     value: float | None = None
     baseline_ratio: float | None = Field(default=None, gt=0)
 
+    @model_validator(mode="after")
+    def _one(self) -> Threshold:
+        exactly_one(self, "value", "baseline_ratio")
+        return self
+
 
 class RollbackTrigger(_Spec):
     """A condition that must hold for the whole `for` duration, judged from Prometheus data."""
@@ -234,6 +271,11 @@ class RollbackTrigger(_Spec):
     below: Threshold | None = None
     for_: str = _duration("How long the condition must hold before the trigger fires.", default="1m", alias="for")
     step: str | None = _duration("Resolution at which `for` is judged; defaults to the scrape-friendly 15s.", default=None)
+
+    @model_validator(mode="after")
+    def _one(self) -> RollbackTrigger:
+        exactly_one(self, "above", "below")
+        return self
 
 
 class ReplaySpec(_Spec):
@@ -284,6 +326,13 @@ class Phase(_Spec):
     approval: ApprovalRequirement | None = None
     rollback_triggers: list[RollbackTrigger] = Field(default_factory=list, max_length=16)
 
+    @model_validator(mode="after")
+    def _one(self) -> Phase:
+        exactly_one(self, "weight", "weights")
+        if self.weights is not None and self.weights != sorted(self.weights):
+            raise ValueError("weights within a phase must not decrease")
+        return self
+
     def steps(self) -> list[int]:
         return list(self.weights) if self.weights is not None else [self.weight or 0]
 
@@ -310,6 +359,11 @@ class TrafficRouting(_Spec):
         default=None, json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     )
 
+    @model_validator(mode="after")
+    def _one(self) -> TrafficRouting:
+        exactly_one(self, "gateway_api", "replica_ratio")
+        return self
+
 
 class PolicyRuleMatch(_Spec):
     topic: str | None = Field(default=None, max_length=253)
@@ -317,22 +371,39 @@ class PolicyRuleMatch(_Spec):
     risk_tags: list[str] = Field(default_factory=list, max_length=32)
 
 
+POLICY_DECISIONS = ("DENY", "REQUIRE_APPROVAL", "ALLOW_WITH_CONSTRAINTS", "ALLOW")
+
+
+def _check_policy_decision(v: str) -> str:
+    if v not in POLICY_DECISIONS:
+        raise ValueError(f"must be one of {', '.join(POLICY_DECISIONS)}")
+    return v
+
+
 class PolicyRule(_Spec):
+    # The decision is checked by CEL rather than an enum so the API server's message can name the
+    # rule's id: in a bundle of fifty rules, "rules[31]" alone sends people counting.
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
+                    "rule": "self.decision in ['DENY', 'REQUIRE_APPROVAL', 'ALLOW_WITH_CONSTRAINTS', 'ALLOW']",
+                    "messageExpression": "'rule ' + self.id + ': decision must be one of DENY, REQUIRE_APPROVAL, "
+                    "ALLOW_WITH_CONSTRAINTS, ALLOW'",
+                    "fieldPath": ".decision",
+                },
+                {
                     "rule": "self.decision != 'ALLOW_WITH_CONSTRAINTS' || has(self.constraints)",
-                    "message": "ALLOW_WITH_CONSTRAINTS needs constraints",
+                    "messageExpression": "'rule ' + self.id + ': ALLOW_WITH_CONSTRAINTS needs constraints'",
                     "fieldPath": ".constraints",
-                }
+                },
             ]
         }
     )
 
     id: str = Field(max_length=128, pattern=r"^[a-z0-9][a-z0-9-]*$")
     match: PolicyRuleMatch
-    decision: Literal["DENY", "REQUIRE_APPROVAL", "ALLOW_WITH_CONSTRAINTS", "ALLOW"]
+    decision: Annotated[str, AfterValidator(_check_policy_decision)] = Field(max_length=32)
     reason: str | None = Field(default=None, max_length=1024)
     constraints: dict[str, Any] | None = Field(
         default=None, json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -343,7 +414,11 @@ class PolicyBundle(_Spec):
     """The seed's production-policy.yaml: rules evaluated in order, first match decides."""
 
     version: str = Field(default="v1", max_length=32)
-    rules: list[PolicyRule] = Field(min_length=1, max_length=256)
+    rules: list[PolicyRule] = Field(
+        min_length=1,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+    )
 
 
 class PolicySource(_Spec):
@@ -361,6 +436,11 @@ class PolicySource(_Spec):
     bundle: PolicyBundle | None = None
     config_map_ref: ConfigMapKeyReference | None = None
 
+    @model_validator(mode="after")
+    def _one(self) -> PolicySource:
+        exactly_one(self, "bundle", "config_map_ref")
+        return self
+
 
 class WorkloadRef(_Spec):
     stable: str = Field(max_length=253, pattern=K8S_NAME_PATTERN)
@@ -374,7 +454,7 @@ class FailurePolicy(_Spec):
     action: Literal["rollback", "pause"] = "pause"
 
 
-def _phase_order_rules() -> list[dict[str, str]]:
+def _phase_order_rules() -> Any:
     """Weights must not decrease across phases, in CEL the API server can afford (no indexing).
 
     With each phase's steps sorted, the flattened weights are non-decreasing iff phase starts and
@@ -433,6 +513,14 @@ class AgentRolloutSpec(_Spec):
         },
     )
 
+    @model_validator(mode="after")
+    def _checks(self) -> AgentRolloutSpec:
+        exactly_one(self, "template", "workload_ref")
+        flat = [w for p in self.effective_phases() for w in p.steps()]
+        if flat != sorted(flat):
+            raise ValueError("phases: weights must not decrease from one phase to the next")
+        return self
+
     def effective_phases(self) -> list[Phase]:
         return list(self.phases) if self.phases else default_phases()
 
@@ -475,6 +563,16 @@ class PendingApproval(_Status):
     requested_at: datetime
 
 
+class LastAction(_Status):
+    """The last RolloutAction handled, so each is acted on once, also across restarts."""
+
+    name: str = Field(max_length=253)
+    action: str = Field(max_length=16)
+    actor: str = Field(max_length=253)
+    created: datetime
+    outcome: str = Field(default="", max_length=1024)
+
+
 class AgentRolloutStatus(_Status):
     phase: str | None = Field(default=None, max_length=63)
     phase_index: int | None = None
@@ -487,6 +585,7 @@ class AgentRolloutStatus(_Status):
     phase_started_at: datetime | None = None
     consecutive_no_data: int | None = None
     pending_approval: PendingApproval | None = None
+    last_action: LastAction | None = None
     last_decision: DecisionSummary | None = None
     history: list[DecisionSummary] = Field(default_factory=list, max_length=200)
     message: str | None = Field(default=None, max_length=4096)
@@ -533,5 +632,17 @@ class ApprovalSpec(_Spec):
     revision: str = Field(max_length=64)
     gates_hash: str = Field(max_length=64)
     decision: Literal["approve", "reject"]
-    approver: str = Field(max_length=253)
+    approver: str = Field(max_length=253, description="Must be the creating user (enforced by admission policy).")
+    group: str = Field(max_length=253, description="Group the approver acts for; admission checks membership.")
     comment: str | None = Field(default=None, max_length=4096)
+
+
+class RolloutActionSpec(_Spec):
+    """A person's request to promote, abort or retry, kept as evidence of who asked for it."""
+
+    model_config = ConfigDict(json_schema_extra=_IMMUTABLE)
+
+    rollout: str = Field(max_length=253, pattern=K8S_NAME_PATTERN)
+    action: Literal["promote", "abort", "retry"]
+    actor: str = Field(max_length=253, description="Must be the creating user (enforced by admission policy).")
+    reason: str | None = Field(default=None, max_length=4096)

@@ -12,6 +12,7 @@ a worker thread. The order of the steps is what makes it restart-proof:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,16 +24,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from . import GROUP, VERSION, engine
+from . import GROUP, VERSION, engine, metrics
 from .durations import parse_duration
 from .gates import GateResult
 from .kube import Kube, owner_reference
 from .models import (
     AgentRolloutSpec,
     AgentRolloutStatus,
+    LastAction,
     LaunchGateSpec,
     PolicyBundle,
+    validation_message,
 )
+from .notify import AsyncDispatcher, Notification, NotificationKind
 from .prom import MetricsSource
 from .rollout import (
     ApprovalVote,
@@ -82,20 +86,27 @@ def dump_status(status: AgentRolloutStatus) -> dict[str, Any]:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, metrics: MetricsSource, settings: Settings | None = None) -> None:
+    def __init__(self, kube: Kube, metrics: MetricsSource, settings: Settings | None = None,
+                 notifier: AsyncDispatcher | None = None) -> None:
         self.kube = kube
         self.metrics = metrics
         self.settings = settings or Settings()
+        self.notifier = notifier
 
     # ------------------------------------------------------------------ entry point
     def reconcile(self, namespace: str, name: str) -> PassResult:
+        with metrics.time_evaluation("rollout"):
+            return self._reconcile(namespace, name)
+
+    def _reconcile(self, namespace: str, name: str) -> PassResult:
         obj = self.kube.get("agentrollouts", namespace, name)
         if obj is None:
+            metrics.forget(namespace, name)
             return PassResult(interval=self.settings.default_gate_interval)
         try:
             spec = AgentRolloutSpec.model_validate(obj.get("spec") or {})
         except ValidationError as e:
-            return self._invalid(obj, f"invalid spec: {_first_error(e)}")
+            return self._invalid(obj, f"invalid spec: {validation_message(e)}")
         interval = max(self.settings.min_interval, parse_duration(spec.interval))
         status = AgentRolloutStatus.model_validate(obj.get("status") or {})
         try:
@@ -111,9 +122,22 @@ class Reconciler:
             return self._router_failed(obj, status, str(e), interval)
 
         obs, gate_results = self._observe(obj, spec, status, revision, policy_hash)
+        action = self._next_action(obj, status)
+        if action is not None:
+            obs = dataclasses.replace(obs, action=action["spec"]["action"], actor=action["spec"]["actor"])
         out = decide(spec, status, obs)
         out.status.observed_generation = obj["metadata"].get("generation")
+        self._record_votes(obj, status, out, obs)
+        if action is not None:
+            self._handled(obj, out, action)
         written = self._persist(obj, spec, status, out)
+        st = out.status
+        metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
+                               st.canary_revision)
+        pending = status.pending_approval
+        if written and pending is not None and out.decision == "promote":
+            metrics.observe_approval_wait(namespace, name, pending.phase,
+                                          (obs.now - pending.requested_at).total_seconds())
         if written:
             try:
                 self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
@@ -138,7 +162,7 @@ class Reconciler:
         try:
             PolicyBundle.model_validate(yaml.safe_load(data[ref.key]))
         except (ValidationError, yaml.YAMLError) as e:
-            detail = _first_error(e) if isinstance(e, ValidationError) else str(e)
+            detail = validation_message(e) if isinstance(e, ValidationError) else str(e)
             raise ValueError(f"spec.policy.configMapRef {ref.name}/{ref.key}: invalid policy bundle: {detail}") from e
         return data[ref.key], canonical_hash(data[ref.key])
 
@@ -183,6 +207,7 @@ class Reconciler:
                  policy_hash: str) -> tuple[Observation, dict[str, GateResult | str]]:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         now = now_utc()
+        self._gate_owners: dict[str, str] = {}
         gates: dict[str, GateResult | str] = {}
         triggers: dict[str, Any] = {}
         replay: ReplayState | None = None
@@ -203,7 +228,7 @@ class Reconciler:
                 try:
                     gspec = LaunchGateSpec.model_validate(gobj.get("spec") or {})
                 except ValidationError as e:
-                    gates[gname] = f"invalid LaunchGate {gname}: {_first_error(e)}"
+                    gates[gname] = f"invalid LaunchGate {gname}: {validation_message(e)}"
                     continue
                 gate_specs[gname] = gobj.get("spec")
                 try:
@@ -212,7 +237,9 @@ class Reconciler:
                     gates[gname] = f"evaluation failed: {e}"
                     continue
                 gates[gname] = res
-                publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision)
+                self._gate_owners.update(gspec.owners.model_dump(exclude_none=True))
+                publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision,
+                                    notifier=self.notifier)
             for trig in phase.rollback_triggers:
                 try:
                     triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_})
@@ -222,7 +249,8 @@ class Reconciler:
                 replay = self._replay(obj, spec, phase, revision)
         gates_hash = canonical_hash(sorted(gate_specs.items()) if gate_specs else phase.gates, policy_hash)
         if active and phase.approval is not None and status.pending_approval is not None:
-            votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after, now)
+            votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after,
+                                phase.approval.group, now)
         obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
                           replay=replay, votes=votes)
         return obs, gates
@@ -242,7 +270,9 @@ class Reconciler:
         return "running"
 
     def _votes(self, ns: str, name: str, status: AgentRolloutStatus, revision: str, gates_hash: str,
-               expires_after: str, now: datetime) -> list[ApprovalVote]:
+               expires_after: str, group: str, now: datetime) -> list[ApprovalVote]:
+        """Approvals that still bind: same request, same revision, same gates+policy hash, the
+        required group (membership was checked by admission), not expired."""
         pending = status.pending_approval
         assert pending is not None
         ttl = timedelta(seconds=parse_duration(expires_after))
@@ -250,13 +280,53 @@ class Reconciler:
         for a in self.kube.list("approvals", ns):
             s = a.get("spec") or {}
             if (s.get("rollout") != name or s.get("requestId") != pending.request_id
-                    or s.get("revision") != revision or s.get("gatesHash") != gates_hash):
+                    or s.get("revision") != revision or s.get("gatesHash") != gates_hash
+                    or s.get("group") != group):
                 continue
             created = datetime.fromisoformat(a["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
             if now - created > ttl:
                 continue
             votes.append(ApprovalVote(approver=s["approver"], decision=s["decision"], created=created))
         return votes
+
+    # ------------------------------------------------------------------ people
+    def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus) -> dict[str, Any] | None:
+        """The oldest RolloutAction not yet handled; status.lastAction makes each count once."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+
+        def key(a: dict[str, Any]) -> tuple[str, str]:
+            return a["metadata"]["creationTimestamp"], a["metadata"]["name"]
+
+        items = sorted((a for a in self.kube.list("rolloutactions", ns) if (a.get("spec") or {}).get("rollout") == name),
+                       key=key)
+        last = status.last_action
+        if last is not None:
+            done = (last.created.strftime("%Y-%m-%dT%H:%M:%SZ"), last.name)
+            items = [a for a in items if key(a) > done]
+        return items[0] if items else None
+
+    def _handled(self, obj: dict[str, Any], out: Outcome, action: dict[str, Any]) -> None:
+        spec, meta = action["spec"], action["metadata"]
+        outcome = f"{out.decision}: {out.reason}" if out.decision else f"no change: {out.reason}"
+        out.status.last_action = LastAction(
+            name=meta["name"], action=spec["action"], actor=spec["actor"],
+            created=datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")), outcome=outcome[:1024])
+        if out.record is None:
+            out.record = "action"
+        out.record_id = "a-" + short_hash(meta.get("uid"), meta["name"], n=14)
+        out.actor = spec["actor"]
+
+    def _record_votes(self, obj: dict[str, Any], old: AgentRolloutStatus, out: Outcome, obs: Observation) -> None:
+        """Each counted approval or rejection goes into the timeline once, under the reviewer's name."""
+        prev = old.pending_approval
+        seen = set(prev.approved_by) if prev is not None else set()
+        for v in obs.votes:
+            if v.decision == "approve" and v.approver in seen:
+                continue
+            assert prev is not None
+            rid = "v-" + short_hash(prev.request_id, v.approver, v.decision, n=14)
+            self._write_record(obj, rid, "approval" if v.decision == "approve" else "rejection", v.approver,
+                               f"{v.decision} on {prev.request_id}", out.status, None, prev.request_id, {})
 
     # ------------------------------------------------------------------ persistence
     def _persist(self, obj: dict[str, Any], spec: AgentRolloutSpec, old: AgentRolloutStatus, out: Outcome) -> bool:
@@ -273,11 +343,46 @@ class Reconciler:
         return True
 
     def _record(self, obj: dict[str, Any], out: Outcome) -> None:
-        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        assert out.record_id is not None
+        kind = out.record if out.record in ("decision", "approval-request", "action") else "decision"
         st = out.status
-        rid = out.record_id
-        assert rid is not None
-        spec_kind = out.record if out.record in ("decision", "approval-request", "action") else "decision"
+        created = self._write_record(obj, out.record_id, kind, out.actor or self.settings.identity, out.reason, st,
+                                     out.decision, st.pending_approval.request_id if st.pending_approval else None,
+                                     out.values)
+        if created:
+            reason = {"rollback": "RolledBack", "promote": "Promoted", "await_approval": "ApprovalRequested",
+                      "hold": "Held"}.get(out.decision or "", "RolloutAction")
+            self.kube.event(obj, out.event_type, reason, f"[{out.record_id}] {out.reason}")
+            if out.decision is not None:
+                metrics.observe_decision(obj["metadata"]["namespace"], obj["metadata"]["name"], out.decision)
+            self._notify(obj, out)
+
+    def _notify(self, obj: dict[str, Any], out: Outcome) -> None:
+        """Owners hear about rollbacks and approval requests, with the values that caused them."""
+        if self.notifier is None:
+            return
+        st = out.status
+        owners = getattr(self, "_gate_owners", {})
+        kind: NotificationKind
+        if out.decision == "rollback":
+            kind, role, request = "rollback", "reliability", None
+        elif out.record == "approval-request" and st.pending_approval is not None:
+            kind, role, request = "approval_request", st.pending_approval.owner or "reliability", \
+                st.pending_approval.request_id
+        else:
+            return
+        contact = owners.get(role)
+        self.notifier.submit(Notification(
+            kind=kind, rollout=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+            phase=st.phase or "", decision_id=out.record_id or "", reason=out.reason, values=out.values,
+            owners=owners, escalate_to=[contact] if contact else [], approval_request_id=request))
+
+    def _write_record(self, obj: dict[str, Any], rid: str, kind: str, actor: str, reason: str,
+                      st: AgentRolloutStatus, decision: str | None, request_id: str | None,
+                      values: dict[str, float | None]) -> bool:
+        """Create one immutable timeline record; False if it exists (the step ran before a restart)."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
         body: dict[str, Any] = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "DecisionRecord",
@@ -290,28 +395,25 @@ class Reconciler:
             "spec": {
                 "id": rid,
                 "rollout": name,
-                "kind": spec_kind,
+                "kind": kind,
                 "phase": st.phase or "",
                 "revision": st.canary_revision or st.stable_revision or "",
-                "actor": self.settings.identity,
-                "reason": out.reason[:4096],
+                "actor": actor,
+                "reason": reason[:4096],
                 "outcome": st.state or "",
-                "values": {k: v for k, v in out.values.items() if v is not None and math.isfinite(v)},
+                "values": finite,
                 "at": now_utc().isoformat().replace("+00:00", "Z"),
             },
         }
-        if out.decision is not None:
-            body["spec"]["decision"] = out.decision
-        if st.pending_approval is not None:
-            body["spec"]["requestId"] = st.pending_approval.request_id
+        if decision is not None:
+            body["spec"]["decision"] = decision
+        if request_id is not None:
+            body["spec"]["requestId"] = request_id
         created = self.kube.create_once("decisionrecords", ns, body)
-        log.info(json.dumps({"msg": "decision", "id": rid, "rollout": f"{ns}/{name}", "kind": spec_kind,
-                             "decision": out.decision, "phase": st.phase, "state": st.state,
-                             "reason": out.reason, "values": body["spec"]["values"], "new": created}))
-        if created:
-            reason = {"rollback": "RolledBack", "promote": "Promoted", "await_approval": "ApprovalRequested",
-                      "hold": "Held"}.get(out.decision or "", "RolloutAction")
-            self.kube.event(obj, out.event_type, reason, f"[{rid}] {out.reason}")
+        log.info(json.dumps({"msg": "decision", "id": rid, "rollout": f"{ns}/{name}", "kind": kind,
+                             "decision": decision, "actor": actor, "phase": st.phase, "state": st.state,
+                             "reason": reason, "values": finite, "new": created}))
+        return created
 
     def _invalid(self, obj: dict[str, Any], message: str, interval: float | None = None) -> PassResult:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -341,10 +443,24 @@ class Reconciler:
 
 
 def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,
-                        rollout: str | None = None, revision: str | None = None) -> bool:
-    """Write the gate's live contract to its status, only when something a reader sees changed."""
+                        rollout: str | None = None, revision: str | None = None,
+                        notifier: AsyncDispatcher | None = None) -> bool:
+    """Write the gate's live contract to its status, only when something a reader sees changed.
+
+    A gate turning to block is also an Event and a notification to the failing blockers' owners.
+    """
     status = gate_status(spec, res, gobj["metadata"].get("generation"), now, rollout=rollout, revision=revision)
     old = gobj.get("status") or {}
+    if res.decision == "block" and old.get("decision") != "block":
+        who = f"; escalate to {', '.join(res.escalate_to)}" if res.escalate_to else ""
+        kube.event(gobj, "Warning", "GateBlocks", f"{res.message}{who}")
+        if notifier is not None:
+            meta = gobj["metadata"]
+            notifier.submit(Notification(
+                kind="block", rollout=rollout or "", namespace=meta["namespace"], phase="",
+                decision_id=f"{meta['name']}-{meta.get('generation')}-{now.isoformat()}", reason=res.message,
+                values=res.values(), owners=spec.owners.model_dump(exclude_none=True),
+                escalate_to=res.escalate_to))
     if {k: v for k, v in old.items() if k not in ("evaluatedAt", "kopf", "conditions")} == {
         k: v for k, v in status.items() if k not in ("evaluatedAt", "conditions")
     } and [(c.get("type"), c.get("status")) for c in old.get("conditions", [])] == [
@@ -394,12 +510,6 @@ def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, n
 def _round(v: float) -> float:
     """Four significant digits: enough to judge a gate, few enough that noise is not a status write."""
     return float(f"{v:.4g}")
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}"
 
 
 def _labels(rollout: str, role: str, revision: str) -> dict[str, str]:

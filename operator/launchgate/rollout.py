@@ -62,6 +62,8 @@ class Outcome:
     """Kind of timeline record to write ('decision', 'action', 'approval-request'); None: nothing new."""
     record_id: str | None = None
     event_type: Literal["Normal", "Warning"] = "Normal"
+    actor: str | None = None
+    """Who caused it when a person did (a RolloutAction); None means the operator."""
 
 
 def short_hash(*parts: object, n: int = 12) -> str:

@@ -7,19 +7,23 @@ its environment. Agents are real processes exporting per-version metrics that Pr
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
-from kubectl_util import kubectl, kubectl_json
 
+from kubectl_util import kubectl, kubectl_json
 from launchgate.synthetic import SyntheticAgent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,6 +44,38 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: 
                 return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WebhookReceiver:
+    """A real HTTP endpoint on loopback that records what the operator's notifier posts."""
+
+    def __init__(self) -> None:
+        received: list[dict[str, Any]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.received = received
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def operator_kubeconfig(kubeconfig: Path, workdir: Path) -> Path:
@@ -67,6 +103,7 @@ class Operator:
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.metrics_port = free_port()
 
     @property
     def log(self) -> Path:
@@ -74,7 +111,8 @@ class Operator:
 
     def start(self) -> Operator:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "LAUNCHGATE_PROMETHEUS_URL": self.prometheus_url,
-               "LAUNCHGATE_GATE_INTERVAL": "1s", "LAUNCHGATE_PROMETHEUS_TIMEOUT": "3", **self.env}
+               "LAUNCHGATE_GATE_INTERVAL": "1s", "LAUNCHGATE_PROMETHEUS_TIMEOUT": "3",
+               "LAUNCHGATE_METRICS_PORT": str(self.metrics_port), "LAUNCHGATE_METRICS_ADDR": "127.0.0.1", **self.env}
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "launchgate.main", "-n", self.namespace],
                                      stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -97,6 +135,10 @@ class Operator:
 
     def assert_alive(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, f"operator died:\n{self.tail()}"
+
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
 
     def tail(self, n: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:]) if self.log.exists() else ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kubectl_util import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import World, rollout_obj, wait_for
-from kubectl_util import kubectl
 
+from harness import WebhookReceiver, World, rollout_obj, wait_for
+from kubectl_util import kubectl
 from launchgate.devenv import PrometheusServer
 
 _ids = itertools.count()
@@ -57,7 +57,8 @@ def world(kubeconfig: Path, prometheus: Any, tmp_path: Path):
 
 def given_a_stable_rollout(w: World, name: str, **spec: Any) -> str:
     w.http_route(name)
-    w.apply(rollout_obj(name, "agent:1", phases(**spec.pop("phase_args", {})), **spec))
+    phase_list = spec.pop("phases", None) or phases(**spec.pop("phase_args", {}))
+    w.apply(rollout_obj(name, "agent:1", phase_list, **spec))
     st = w.wait_status(name, "first revision to become stable", lambda s: s.get("state") == "Healthy")
     rev1 = st["stableRevision"]
     w.agent(rev1, success_rate=0.99, p95_ms=1000)
@@ -137,11 +138,18 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
     # The gate's status is the live contract.
     gate = w.get("launchgates", "canary1")["status"]
     assert gate["decision"] == "allow" and gate["passing"] == "2/2"
+    # The operator's own /metrics tell the same story.
+    assert w.operator is not None
+    scraped = w.operator.scrape()
+    assert f'launchgate_decisions_total{{decision="promote",namespace="{w.ns}",rollout="good"}} 5.0' in scraped
+    assert f'launchgate_rollout_canary_weight{{namespace="{w.ns}",rollout="good"}} 0.0' in scraped
+    assert "launchgate_evaluation_duration_seconds_count" in scraped
 
 
 def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
     w = world
-    w.start_operator()
+    hook = WebhookReceiver()
+    w.start_operator(LAUNCHGATE_WEBHOOK_URL=hook.url)
     given_a_stable_rollout(w, "bad")
     w.agents[next(iter(w.agents))].set(success_rate=0.98)  # stable: 2% errors
     rev2 = when_a_new_revision_is_applied(w, "bad")
@@ -159,6 +167,12 @@ def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world:
     assert rollback[0]["values"]["error-rate-2x-baseline"] == pytest.approx(0.06, rel=0.2)
     conds = {c["type"]: (c["status"], c["reason"]) for c in st["conditions"]}
     assert conds["Stalled"] == ("True", "RolledBack")
+    # The owners were told, with the evidence.
+    note = wait_for("the rollback webhook", lambda: [n for n in hook.received if n.get("kind") == "rollback"])[0]
+    hook.close()
+    assert note["rollout"] == "bad" and note["namespace"] == w.ns and "error-rate-2x-baseline" in note["reason"]
+    assert note["escalate_to"] == ["sre-oncall"]
+    assert note["values"]["error-rate-2x-baseline"] == pytest.approx(0.06, rel=0.2)
     # It stays rolled back: no new attempt until the revision changes.
     w.wait_status("bad", "still degraded", lambda s: s.get("state") == "Degraded")
     assert st["stableRevision"] != rev2

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from launchgate import crdgen
 from launchgate.models import AgentRolloutSpec, LaunchGateSpec
 

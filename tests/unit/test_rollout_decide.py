@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from launchgate.gates import BlockerResult, GateResult, TriggerResult
 from launchgate.models import AgentRolloutSpec, AgentRolloutStatus
 from launchgate.rollout import (

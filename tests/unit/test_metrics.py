@@ -1,0 +1,171 @@
+"""Operator metrics, scraped over HTTP from the real /metrics endpoint on a loopback port."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from launchgate import metrics as module
+from launchgate.metrics import OperatorMetrics
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[OperatorMetrics, str]]:
+    m = OperatorMetrics()
+    server = m.serve(0, addr="127.0.0.1")
+    yield m, f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def scrape(url: str) -> tuple[str, dict[str, str], Samples]:
+    """The raw text, each family's type, and every sample keyed by (name, labels)."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+        text = resp.read().decode()
+    types: dict[str, str] = {}
+    samples: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name.endswith("_created"):
+            continue  # prometheus_client's creation timestamps, one per series
+        types[fam.name] = fam.type
+        for s in fam.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return text, types, samples
+
+
+def lbl(**kw: str) -> frozenset[tuple[str, str]]:
+    return frozenset(kw.items())
+
+
+def series(samples: Samples, name: str, **match: str) -> list[dict[str, str]]:
+    return [dict(labels) for (n, labels) in samples if n == name and lbl(**match) <= labels]
+
+
+def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -> None:
+    _, url = served
+    text, types, samples = scrape(url)
+    assert types == {
+        "launchgate_approval_wait_seconds": "histogram",
+        "launchgate_decisions": "counter",
+        "launchgate_rollout_phase_index": "gauge",
+        "launchgate_rollout_canary_weight": "gauge",
+        "launchgate_rollout_info": "gauge",
+        "launchgate_evaluation_duration_seconds": "histogram",
+        "launchgate_prometheus_queries": "counter",
+        "launchgate_api_writes": "counter",
+        "launchgate_notifications": "counter",
+    }
+    for name in ("launchgate_decisions_total", "launchgate_prometheus_queries_total", "launchgate_api_writes_total",
+                 "launchgate_notifications_total", "launchgate_approval_wait_seconds",
+                 "launchgate_rollout_info"):
+        assert f"# HELP {name}" in text
+    # "No failed notifications" is visible as a zero, not as an absent series.
+    for result in ("sent", "failed", "dropped"):
+        assert samples[("launchgate_notifications_total", lbl(result=result))] == 0
+    assert samples[("launchgate_evaluation_duration_seconds_count", lbl(kind="rollout"))] == 0
+    # Our own registry: nothing leaks into (or from) the process-global one.
+    assert REGISTRY.get_sample_value("launchgate_api_writes_total") is None
+    assert "python_gc_objects_collected_total" not in text
+
+
+def test_decisions_status_and_counters(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    m.observe_decision("agents", "support-agent", "promote")
+    m.observe_decision("agents", "support-agent", "promote")
+    m.observe_decision("agents", "support-agent", "rollback")
+    m.observe_status("agents", "support-agent", "Canary1", 1, 5, "Progressing", "abc123")
+    m.observe_prometheus_queries(4)
+    m.observe_api_writes()
+    m.observe_notification("failed")
+    _, _, s = scrape(url)
+    assert s[("launchgate_decisions_total", lbl(namespace="agents", rollout="support-agent", decision="promote"))] == 2
+    assert s[("launchgate_decisions_total", lbl(namespace="agents", rollout="support-agent", decision="rollback"))] == 1
+    assert s[("launchgate_rollout_phase_index", lbl(namespace="agents", rollout="support-agent"))] == 1
+    assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="support-agent"))] == 5
+    assert s[("launchgate_rollout_info", lbl(namespace="agents", rollout="support-agent", phase="Canary1",
+                                             state="Progressing", canary_revision="abc123"))] == 1
+    assert s[("launchgate_prometheus_queries_total", lbl())] == 4
+    assert s[("launchgate_api_writes_total", lbl())] == 1
+    assert s[("launchgate_notifications_total", lbl(result="failed"))] == 1
+
+
+def test_info_series_is_replaced_not_accumulated(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    for i in range(50):
+        m.observe_status("agents", "a", f"P{i % 4}", i % 4, i, "Progressing", f"rev{i}")
+    m.observe_status("agents", "b", "General", 3, 100, "Healthy", None)
+    m.observe_status("agents", "a", "General", 3, 100, "Healthy", "rev49")
+    _, _, s = scrape(url)
+    assert series(s, "launchgate_rollout_info", rollout="a") == [
+        {"namespace": "agents", "rollout": "a", "phase": "General", "state": "Healthy", "canary_revision": "rev49"}]
+    assert series(s, "launchgate_rollout_info", rollout="b") == [
+        {"namespace": "agents", "rollout": "b", "phase": "General", "state": "Healthy", "canary_revision": ""}]
+    assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="a"))] == 100
+
+
+def test_approval_wait_histogram(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    m.observe_approval_wait("agents", "a", "General", 600)
+    m.observe_approval_wait("agents", "a", "General", 5400)
+    _, _, s = scrape(url)
+    key = {"namespace": "agents", "rollout": "a", "phase": "General"}
+    assert s[("launchgate_approval_wait_seconds_count", lbl(**key))] == 2
+    assert s[("launchgate_approval_wait_seconds_sum", lbl(**key))] == 6000
+    # The seed's Canary2 bar is a 15-minute median: 900 s is a bucket boundary.
+    assert s[("launchgate_approval_wait_seconds_bucket", lbl(**key, le="900.0"))] == 1
+    assert s[("launchgate_approval_wait_seconds_bucket", lbl(**key, le="7200.0"))] == 2
+
+
+def test_time_evaluation_counts_failures_too(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    with m.time_evaluation("gate"):
+        pass
+    with pytest.raises(RuntimeError), m.time_evaluation("rollout"):
+        raise RuntimeError("prometheus down")
+    with pytest.raises(ValueError, match="rollout or gate"):
+        with m.time_evaluation("cluster"):  # type: ignore[arg-type]
+            pass
+    _, _, s = scrape(url)
+    assert s[("launchgate_evaluation_duration_seconds_count", lbl(kind="gate"))] == 1
+    assert s[("launchgate_evaluation_duration_seconds_count", lbl(kind="rollout"))] == 1
+
+
+def test_forget_removes_every_series_of_a_deleted_rollout(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    for name in ("gone", "kept"):
+        m.observe_decision("agents", name, "hold")
+        m.observe_status("agents", name, "Canary2", 2, 25, "AwaitingApproval", "r1")
+        m.observe_approval_wait("agents", name, "Canary2", 30)
+    m.forget("agents", "gone")
+    m.forget("agents", "never-seen")  # harmless
+    _, _, s = scrape(url)
+    assert not [k for k in s if ("rollout", "gone") in k[1]]
+    assert series(s, "launchgate_decisions_total", rollout="kept")
+    assert series(s, "launchgate_rollout_info", rollout="kept")
+    assert series(s, "launchgate_approval_wait_seconds_count", rollout="kept")
+    # A rollout re-created under the same name starts clean.
+    m.observe_decision("agents", "gone", "promote")
+    _, _, s = scrape(url)
+    assert series(s, "launchgate_decisions_total", rollout="gone") == [
+        {"namespace": "agents", "rollout": "gone", "decision": "promote"}]
+
+
+def test_module_level_api_uses_the_operator_registry() -> None:
+    module.observe_decision("ns-module-test", "r", "rollback")
+    module.observe_status("ns-module-test", "r", "Canary1", 1, 5, "RollingBack", "x")
+    with module.time_evaluation("rollout"):
+        pass
+    reg = module.METRICS.registry
+    assert reg.get_sample_value("launchgate_decisions_total",
+                                {"namespace": "ns-module-test", "rollout": "r", "decision": "rollback"}) == 1
+    module.forget("ns-module-test", "r")
+    assert reg.get_sample_value("launchgate_decisions_total",
+                                {"namespace": "ns-module-test", "rollout": "r", "decision": "rollback"}) is None
+    assert reg.get_sample_value("launchgate_rollout_canary_weight", {"namespace": "ns-module-test", "rollout": "r"}) is None
