@@ -127,7 +127,8 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
     stable = w.get("deployment", "good-stable")
     assert stable["metadata"]["annotations"]["launchgate.dev/revision"] == rev2
     assert stable["spec"]["template"]["spec"]["containers"][0]["image"] == "agent:2"
-    assert w.replicas("good-canary") == 0 and w.replicas("good-stable") == 4
+    wait_for("the canary scaled down", lambda: w.replicas("good-canary") == 0, timeout=15)
+    assert w.replicas("good-stable") == 4
     # The user's spec was never written by the operator: GitOps sees no drift.
     after = w.get("agentrollout", "good")
     assert after["metadata"]["generation"] == generation_before + 1  # our own image patch only
@@ -150,7 +151,8 @@ def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world:
     w = world
     hook = WebhookReceiver()
     w.start_operator(LAUNCHGATE_WEBHOOK_URL=hook.url)
-    given_a_stable_rollout(w, "bad")
+    # Canary1 lasts at least a minute, so the canary is still there when it turns bad.
+    given_a_stable_rollout(w, "bad", phase_args={"min_duration": "60s"})
     w.agents[next(iter(w.agents))].set(success_rate=0.98)  # stable: 2% errors
     rev2 = when_a_new_revision_is_applied(w, "bad")
     # The canary passes its gates at first, so it reaches Canary1...
@@ -160,8 +162,9 @@ def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world:
     canary.set(success_rate=0.94)
     st = w.wait_status("bad", "the rollback", lambda s: s.get("state") == "Degraded", timeout=90)
     assert st["decision"] == "rollback" and "error-rate-2x-baseline" in st["message"]
-    assert w.route_weights("bad") == (100, 0)
-    assert w.replicas("bad-canary") == 0 and w.replicas("bad-stable") == 4
+    wait_for("traffic on stable, canary scaled down",
+             lambda: w.route_weights("bad") == (100, 0) and w.replicas("bad-canary") == 0, timeout=15)
+    assert w.replicas("bad-stable") == 4
     rollback = [r for r in w.records("bad") if r.get("decision") == "rollback"]
     assert len(rollback) == 1 and "error-rate-2x-baseline" in rollback[0]["reason"]
     assert rollback[0]["values"]["error-rate-2x-baseline"] == pytest.approx(0.06, rel=0.2)
@@ -214,14 +217,16 @@ def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> N
     assert kills >= 3
     assert promotions(w, "chaos") == [("Canary1", "promote"), ("Canary2", "promote"), ("General", "promote"),
                                       ("General", "promote"), ("Completed", "promote")]
-    assert w.route_weights("chaos") == (100, 0) and w.replicas("chaos-canary") == 0
+    # Status is written before the world is changed (intent first), so the world follows shortly.
+    wait_for("traffic on stable, canary scaled down",
+             lambda: w.route_weights("chaos") == (100, 0) and w.replicas("chaos-canary") == 0, timeout=15)
     assert st["stableRevision"] != rev1
 
 
 def test_operator_killed_in_the_middle_of_a_rollback_finishes_it(world: World) -> None:
     w = world
     op = w.start_operator()
-    given_a_stable_rollout(w, "crash")
+    given_a_stable_rollout(w, "crash", phase_args={"min_duration": "60s"})
     w.agents[next(iter(w.agents))].set(success_rate=0.98)
     rev2 = when_a_new_revision_is_applied(w, "crash")
     canary = w.agent(rev2, success_rate=0.995, p95_ms=1000)
@@ -232,7 +237,8 @@ def test_operator_killed_in_the_middle_of_a_rollback_finishes_it(world: World) -
     op.kill()
     op.start()
     st = w.wait_status("crash", "the rollback to finish", lambda s: s.get("state") == "Degraded", timeout=60)
-    assert w.route_weights("crash") == (100, 0) and w.replicas("crash-canary") == 0
+    wait_for("traffic on stable, canary scaled down",
+             lambda: w.route_weights("crash") == (100, 0) and w.replicas("crash-canary") == 0, timeout=15)
     assert len([r for r in w.records("crash") if r.get("decision") == "rollback"]) == 1
     assert st["decision"] == "rollback"
 
