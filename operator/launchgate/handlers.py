@@ -40,6 +40,7 @@ def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
         identity=os.environ.get("LAUNCHGATE_IDENTITY", "launchgate-operator"),
         default_gate_interval=parse_duration(os.environ.get("LAUNCHGATE_GATE_INTERVAL", "30s")),
         min_interval=parse_duration(os.environ.get("LAUNCHGATE_MIN_INTERVAL", "500ms")),
+        status_heartbeat=parse_duration(os.environ.get("LAUNCHGATE_STATUS_HEARTBEAT", "5m")),
     )
     workers = int(os.environ.get("LAUNCHGATE_WORKERS", "32"))
     return prom, settings, workers
@@ -128,7 +129,8 @@ def evaluate_standalone(memo: Any, namespace: str, name: str) -> float:
     with metrics.time_evaluation("gate"):
         res = engine.evaluate(spec, memo.metrics, variables)
     now = datetime.now(UTC).replace(microsecond=0)
-    if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier) and previous != res.decision \
+    if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier,
+                           heartbeat=memo.settings.status_heartbeat) and previous != res.decision \
             and res.decision != "block":  # a block's Event is emitted by publish_gate_status
         kube.event(gobj, "Normal" if res.decision == "allow" else "Warning",
                    {"allow": "GateAllows", "hold": "GateHolds"}[res.decision], res.message)

@@ -61,6 +61,8 @@ class Settings:
     identity: str = "launchgate-operator"
     default_gate_interval: float = 30.0
     min_interval: float = 0.5
+    status_heartbeat: float = 300.0
+    """An unchanged gate result is still written this often, so EVALUATED shows evaluation is alive."""
 
 
 @dataclass
@@ -108,6 +110,9 @@ class Reconciler:
         except ValidationError as e:
             return self._invalid(obj, f"invalid spec: {validation_message(e)}")
         interval = max(self.settings.min_interval, parse_duration(spec.interval))
+        if spec.template is None:
+            return self._invalid(obj, "spec.workloadRef: not supported by this operator version yet; "
+                                 "use spec.template", interval)
         status = AgentRolloutStatus.model_validate(obj.get("status") or {})
         try:
             policy_text, policy_hash = self._policy(namespace, spec)
@@ -116,16 +121,21 @@ class Reconciler:
         revision = canonical_hash(spec.template, policy_hash)
         router = router_for(spec, self.kube)
 
+        router_error: str | None = None
         try:
             self._actuate(obj, spec, status, revision, policy_text, policy_hash, router)
         except RouterError as e:
-            return self._router_failed(obj, status, str(e), interval)
+            router_error = str(e)
 
         obs, gate_results = self._observe(obj, spec, status, revision, policy_hash)
         action = self._next_action(obj, status)
         if action is not None:
             obs = dataclasses.replace(obs, action=action["spec"]["action"], actor=action["spec"]["actor"])
         out = decide(spec, status, obs)
+        if router_error is not None and out.status.state != "RollingBack":
+            # The world does not match status: only a rollback (an abort, a fired trigger) may be
+            # decided now; promoting onto traffic we cannot steer would be blind.
+            return self._router_failed(obj, status, router_error, interval)
         out.status.observed_generation = obj["metadata"].get("generation")
         self._record_votes(obj, status, out, obs)
         if action is not None:
@@ -138,7 +148,7 @@ class Reconciler:
         if written and pending is not None and out.decision == "promote":
             metrics.observe_approval_wait(namespace, name, pending.phase,
                                           (obs.now - pending.requested_at).total_seconds())
-        if written:
+        if written or router_error is not None:
             try:
                 self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
             except RouterError as e:
@@ -239,7 +249,7 @@ class Reconciler:
                 gates[gname] = res
                 self._gate_owners.update(gspec.owners.model_dump(exclude_none=True))
                 publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision,
-                                    notifier=self.notifier)
+                                    notifier=self.notifier, heartbeat=self.settings.status_heartbeat)
             for trig in phase.rollback_triggers:
                 try:
                     triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_})
@@ -444,7 +454,7 @@ class Reconciler:
 
 def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,
                         rollout: str | None = None, revision: str | None = None,
-                        notifier: AsyncDispatcher | None = None) -> bool:
+                        notifier: AsyncDispatcher | None = None, heartbeat: float = 300.0) -> bool:
     """Write the gate's live contract to its status, only when something a reader sees changed.
 
     A gate turning to block is also an Event and a notification to the failing blockers' owners.
@@ -461,7 +471,9 @@ def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, 
                 decision_id=f"{meta['name']}-{meta.get('generation')}-{now.isoformat()}", reason=res.message,
                 values=res.values(), owners=spec.owners.model_dump(exclude_none=True),
                 escalate_to=res.escalate_to))
-    if {k: v for k, v in old.items() if k not in ("evaluatedAt", "kopf", "conditions")} == {
+    last = old.get("evaluatedAt")
+    stale = last is None or (now - datetime.fromisoformat(str(last).replace("Z", "+00:00"))).total_seconds() >= heartbeat
+    if not stale and {k: v for k, v in old.items() if k not in ("evaluatedAt", "kopf", "conditions")} == {
         k: v for k, v in status.items() if k not in ("evaluatedAt", "conditions")
     } and [(c.get("type"), c.get("status")) for c in old.get("conditions", [])] == [
         (c["type"], c["status"]) for c in status["conditions"]

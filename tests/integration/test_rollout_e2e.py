@@ -270,3 +270,33 @@ def test_prometheus_down_during_canary1_never_promotes(world: World, tmp_path: P
     finally:
         own.stop()
         w.prometheus = shared
+
+
+def test_abort_while_the_router_fails_keeps_retrying_and_then_finishes(world: World) -> None:
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "stuck", phase_args={"min_duration": "60s"})
+    rev2 = when_a_new_revision_is_applied(w, "stuck")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("stuck", "Canary1", lambda s: s.get("phase") == "Canary1")
+    wait_for("5% on the canary", lambda: w.route_weights("stuck") == (95, 5))
+    route = w.get("httproute", "stuck")
+    kubectl(w.kubeconfig, "delete", "httproute", "stuck", "-n", w.ns)
+    kubectl(w.kubeconfig, "create", "-f", "-", stdin=json.dumps({
+            "apiVersion": "launchgate.dev/v1alpha1", "kind": "RolloutAction",
+            "metadata": {"generateName": "abort-", "namespace": w.ns},
+            "spec": {"rollout": "stuck", "action": "abort", "actor": "admin"}}))
+    st = w.wait_status("stuck", "the router failure in status",
+                       lambda s: s.get("state") == "RollingBack" and "traffic router" in (s.get("message") or ""))
+    assert "not found" in st["message"]
+    # Traffic could not be moved, so the canary keeps serving what it was sent, and the rollout
+    # is not called rolled back while it is not.
+    for _ in range(3):
+        threading.Event().wait(1)
+        assert w.status("stuck")["state"] == "RollingBack"
+    assert (w.replicas("stuck-canary") or 0) > 0
+    route["metadata"] = {"name": "stuck", "namespace": w.ns}
+    kubectl(w.kubeconfig, "create", "-f", "-", stdin=json.dumps(route))
+    w.wait_status("stuck", "the abort to finish", lambda s: s.get("state") == "Degraded", timeout=60)
+    wait_for("traffic on stable, canary scaled down",
+             lambda: w.route_weights("stuck") == (100, 0) and w.replicas("stuck-canary") == 0, timeout=15)

@@ -1,0 +1,80 @@
+"""The operator keeps a LaunchGate's status live on its own (no rollout using it): the contract,
+Events naming the failing blockers and whom to escalate to, and a hold — never an allow — while
+Prometheus is down, recovering without an operator restart."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import World, wait_for
+from kubectl_util import kubectl, kubectl_json
+from launchgate.devenv import PrometheusServer
+from test_rollout_e2e import P95, SUCCESS
+
+
+@pytest.fixture
+def world(kubeconfig: Path, prometheus: Any, tmp_path: Path):
+    own = PrometheusServer(tmp_path / "prom", scrape_interval="1s", evaluation_interval="1s").start()
+    w = World(kubeconfig, own, f"gate-{random.randrange(10**6)}", tmp_path)
+    yield w
+    w.close()
+    own.stop()
+
+
+def gate_status(w: World) -> dict[str, Any]:
+    return dict(w.get("launchgates", "contract").get("status") or {})
+
+
+def test_gate_status_is_the_live_contract(world: World) -> None:
+    w = world
+    w.agent("v8", success_rate=0.995, p95_ms=1000)
+    canary = w.agent("v9", success_rate=0.995, p95_ms=1050)
+    w.apply({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate", "metadata": {"name": "contract"},
+             "spec": {"window": "5s", "owners": {"reliability": "sre-oncall", "governance": "ai-governance"},
+                      "variables": {"stable": "v8", "canary": "v9"},
+                      "blockers": [
+                          {"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99},
+                           "owner": "reliability"},
+                          {"name": "p95_latency_ms", "query": P95, "target": {"lteBaselineRatio": 1.2},
+                           "owner": "reliability"}]}})
+    w.start_operator()
+    st = wait_for("allow", lambda: (s := gate_status(w)).get("decision") == "allow" and s, timeout=60)
+    assert st["passing"] == "2/2" and st["window"] == "5s" and st["observedGeneration"] == 1
+    blockers = {b["name"]: b for b in st["blockers"]}
+    assert blockers["workflow_success_rate"]["value"] == pytest.approx(0.995, abs=1e-3)
+    assert blockers["p95_latency_ms"]["value"] == pytest.approx(1050, rel=0.02)
+    assert blockers["p95_latency_ms"]["baselineValue"] == pytest.approx(1000, rel=0.02)
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Ready"] == "True"
+    printed = kubectl(w.kubeconfig, "get", "launchgates", "-n", w.ns).stdout
+    assert "allow" in printed and "2/2" in printed
+
+    # Nothing changed: no status write (the resourceVersion stays put over several windows).
+    rv = w.get("launchgates", "contract")["metadata"]["resourceVersion"]
+    threading.Event().wait(4)
+    assert w.get("launchgates", "contract")["metadata"]["resourceVersion"] == rv
+
+    canary.set(success_rate=0.9)
+    st = wait_for("block", lambda: (s := gate_status(w)).get("decision") == "block" and s, timeout=30)
+    assert st["passing"] == "1/2"
+    failing = next(b for b in st["blockers"] if not b["pass"])
+    assert failing["name"] == "workflow_success_rate" and failing["owner"] == "sre-oncall"
+    events = wait_for("a GateBlocks event", lambda: [
+        e for e in kubectl_json(w.kubeconfig, "get", "events", "-n", w.ns)["items"] if e["reason"] == "GateBlocks"])
+    assert "workflow_success_rate" in events[0]["message"] and "sre-oncall" in events[0]["message"]
+
+    w.prometheus.stop()
+    st = wait_for("hold while Prometheus is down", lambda: (s := gate_status(w)).get("decision") == "hold" and s,
+                  timeout=30)
+    assert "unreachable" in " ".join(b["reason"] for b in st["blockers"])
+    for _ in range(4):  # never allow while it is down
+        threading.Event().wait(1)
+        assert gate_status(w)["decision"] == "hold"
+    canary.set(success_rate=0.995)
+    w.prometheus.start()  # same port, same data; the operator is not restarted
+    wait_for("recovery", lambda: gate_status(w).get("decision") == "allow", timeout=60)
+    assert w.operator is not None and w.operator.starts == 1
