@@ -29,6 +29,18 @@ from launchgate.synthetic import SyntheticAgent
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "launchgate.dev/v1alpha1"
 
+# The queries the end-to-end tests gate on, over the synthetic agents' per-version metrics.
+SUCCESS = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$canary",outcome="success"}[$window]))'
+           ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$canary"}[$window]))')
+P95 = ('1000 * histogram_quantile(0.95, sum by (le) '
+       '(rate(agent_job_seconds_bucket{namespace="$namespace",version="$version"}[$window])))')
+ERROR_RATE = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$version",outcome!="success"}[5s]))'
+              ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$version"}[5s]))')
+CANARY1_BLOCKERS = [
+    {"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99}, "owner": "reliability"},
+    {"name": "p95_latency_ms", "query": P95, "target": {"lteBaselineRatio": 1.2}},
+]
+
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.25) -> Any:
     """Poll until `check` returns something truthy; fail with the last value seen."""

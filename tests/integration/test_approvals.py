@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import ROOT, World, rollout_obj, wait_for
+from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj, wait_for
 from kubectl_util import kubectl
-from test_rollout_e2e import P95, SUCCESS, given_a_stable_rollout, when_a_new_revision_is_applied
+from test_rollout_e2e import given_a_stable_rollout, when_a_new_revision_is_applied
 
 APPROVAL_PHASES = [
     {"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
@@ -44,10 +44,7 @@ def admission(kubeconfig: Path) -> None:
 @pytest.fixture
 def world(kubeconfig: Path, prometheus: Any, tmp_path: Path, admission: None):
     w = World(kubeconfig, prometheus, f"appr-{random.randrange(10**6)}", tmp_path)
-    w.gate("canary1", [
-        {"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99}, "owner": "reliability"},
-        {"name": "p95_latency_ms", "query": P95, "target": {"lteBaselineRatio": 1.2}},
-    ])
+    w.gate("canary1", CANARY1_BLOCKERS)
     yield w
     w.close()
 

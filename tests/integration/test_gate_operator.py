@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from harness import World, wait_for
+from harness import P95, SUCCESS, World, wait_for
 from kubectl_util import kubectl, kubectl_json
 from launchgate.devenv import PrometheusServer
-from test_rollout_e2e import P95, SUCCESS
 
 
 @pytest.fixture

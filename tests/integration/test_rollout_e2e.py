@@ -16,19 +16,11 @@ from typing import Any
 
 import pytest
 
-from harness import WebhookReceiver, World, rollout_obj, wait_for
+from harness import CANARY1_BLOCKERS, ERROR_RATE, WebhookReceiver, World, rollout_obj, wait_for
 from kubectl_util import kubectl
 from launchgate.devenv import PrometheusServer
 
 _ids = itertools.count()
-
-SUCCESS = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$canary",outcome="success"}[$window]))'
-           ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$canary"}[$window]))')
-P95 = ('1000 * histogram_quantile(0.95, sum by (le) '
-       '(rate(agent_job_seconds_bucket{namespace="$namespace",version="$version"}[$window])))')
-ERROR_RATE = ('sum(rate(agent_jobs_total{namespace="$namespace",version="$version",outcome!="success"}[5s]))'
-              ' / sum(rate(agent_jobs_total{namespace="$namespace",version="$version"}[5s]))')
-
 
 def phases(trigger_for: str = "6s", min_duration: str | None = None) -> list[dict[str, Any]]:
     c1: dict[str, Any] = {"name": "Canary1", "weight": 5, "gates": ["canary1"],
@@ -47,10 +39,7 @@ def phases(trigger_for: str = "6s", min_duration: str | None = None) -> list[dic
 @pytest.fixture
 def world(kubeconfig: Path, prometheus: Any, tmp_path: Path):
     w = World(kubeconfig, prometheus, f"e2e-{next(_ids)}-{random.randrange(10**6)}", tmp_path)
-    w.gate("canary1", [
-        {"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99}, "owner": "reliability"},
-        {"name": "p95_latency_ms", "query": P95, "target": {"lteBaselineRatio": 1.2}},
-    ])
+    w.gate("canary1", CANARY1_BLOCKERS)
     yield w
     w.close()
 
@@ -300,3 +289,52 @@ def test_abort_while_the_router_fails_keeps_retrying_and_then_finishes(world: Wo
     w.wait_status("stuck", "the abort to finish", lambda s: s.get("state") == "Degraded", timeout=60)
     wait_for("traffic on stable, canary scaled down",
              lambda: w.route_weights("stuck") == (100, 0) and w.replicas("stuck-canary") == 0, timeout=15)
+
+
+REPLAY_PHASES = [
+    {"name": "ReplayGate", "weight": 0, "gates": ["canary1"],
+     "replay": {"template": {"spec": {"containers": [{"name": "replay", "image": "agent-replay:1",
+                                                       "args": ["--scenarios=30"]}]}}}},
+    {"name": "Canary1", "weight": 5, "gates": ["canary1"], "minDuration": "1h"},
+]
+
+
+def finish_job(w: World, name: str, condition: str) -> None:
+    """No job controller runs here: the test plays it, marking the Job Complete or Failed."""
+    now = "2026-01-01T00:00:00Z"
+    status: dict[str, Any] = {"startTime": now, "conditions": [
+        {"type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}
+    if condition == "Complete":
+        status.update(succeeded=1, completionTime=now, conditions=[
+            {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now, "lastTransitionTime": now},
+            *status["conditions"]])
+    else:
+        status.update(failed=1, conditions=[
+            {"type": "FailureTarget", "status": "True", "lastProbeTime": now, "lastTransitionTime": now},
+            *status["conditions"]])
+    kubectl(w.kubeconfig, "patch", "job", name, "-n", w.ns, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": status}))
+
+
+@pytest.mark.parametrize("outcome", ["Complete", "Failed"])
+def test_replay_gate_runs_the_replay_job_against_the_canary(world: World, outcome: str) -> None:
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "replay", phases=REPLAY_PHASES)
+    rev2 = when_a_new_revision_is_applied(w, "replay")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    job_name = f"replay-replay-{rev2}"
+    job = wait_for("the replay Job", lambda: w.get("job", job_name) if kubectl(
+        w.kubeconfig, "get", "job", job_name, "-n", w.ns, check=False).returncode == 0 else None)
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LAUNCHGATE_TARGET"] == "http://replay-canary:80" and env["LAUNCHGATE_REVISION"] == rev2
+    # 0% live traffic while the suite runs, however good the gates look.
+    st = w.wait_status("replay", "holding for the replay", lambda s: "replay suite running" in (s.get("message") or ""))
+    assert st["phase"] == "ReplayGate" and w.route_weights("replay") == (100, 0)
+    finish_job(w, job_name, outcome)
+    if outcome == "Complete":
+        st = w.wait_status("replay", "Canary1", lambda s: s.get("phase") == "Canary1")
+        assert st["canaryWeight"] == 5
+    else:
+        st = w.wait_status("replay", "the rollback", lambda s: s.get("state") == "Degraded")
+        assert "replay suite failed" in st["message"]
