@@ -70,7 +70,7 @@ def exactly_one(model: BaseModel, *fields: str) -> None:
     (which never pass the API server) get the same error."""
     present = [f for f in fields if getattr(model, f) is not None]
     if len(present) != 1:
-        names = ", ".join(model.model_fields[f].alias or f for f in fields)
+        names = ", ".join(type(model).model_fields[f].alias or f for f in fields)
         raise ValueError(f"exactly one of {names} must be set")
 
 
