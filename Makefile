@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 
 crds: venv            ## regenerate crds/ from the pydantic models
 	$(BIN)/python -m launchgate.crdgen crds
+	cp crds/*.yaml charts/launchgate/crds/
 
 testenv:              ## build/install kube-apiserver, etcd, Gateway API CRDs, Prometheus (cached)
 	bash hack/testenv/build.sh

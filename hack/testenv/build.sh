@@ -7,6 +7,7 @@
 #     kubectl-<v>/kubectl                 built from the same module, so client and server match
 #     etcd-<v>/etcd                       built from go.etcd.io/etcd/server/v3 (wrapper in hack/testenv/etcd)
 #     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
+#     helm-<v>/helm                       built from helm.sh/helm/v3 (packaging tests: helm lint/template)
 #   prometheus, promtool                  Debian package (only if not already on PATH)
 #
 # Why build instead of download: only the Go module proxy, PyPI and Debian are reachable from CI,
@@ -198,12 +199,33 @@ install_prometheus() {
   fi
 }
 
+# --- Helm (packaging tests only: `helm lint` and `helm template` of charts/launchgate) --------
+build_helm() {
+  local v="${HELM_VERSION:?missing in hack/versions.env}" dir="$CACHE/helm-${HELM_VERSION}"
+  if [ -x "$dir/helm" ]; then log "helm $v: cached"; return; fi
+  log "helm $v: building (a few minutes on a small machine)"
+  local gomod kube_minor ldflags
+  gomod="$(mod_field "helm.sh/helm/v3@$v" GoMod)"
+  [ -f "$gomod" ] || die "could not download helm.sh/helm/v3@$v"
+  # What helm's Makefile stamps in: without it `helm template` assumes Kubernetes v1.20.
+  kube_minor="$(awk '$1 == "k8s.io/client-go" { split($2, a, "."); print a[2] }' "$gomod")"
+  [ -n "$kube_minor" ] || die "no k8s.io/client-go requirement in $gomod"
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$v"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$kube_minor"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$kube_minor"
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  # `go install module@version` builds outside any module, with helm's own go.mod and go.sum.
+  (cd "$CACHE" && GOFLAGS= CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath -ldflags="$ldflags" "helm.sh/helm/v3/cmd/helm@$v")
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+}
+
 ensure_go
 log "cache: $CACHE ($(go env GOVERSION))"
 build_etcd
 fetch_gateway_api
 install_prometheus
 build_kubernetes
+build_helm
 
 cat <<EOF
 kube-apiserver: $CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
@@ -213,3 +235,4 @@ gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
 prometheus:     $(command -v prometheus)
 promtool:       $(command -v promtool)
 EOF
+echo "helm:           $CACHE/helm-$HELM_VERSION/helm"

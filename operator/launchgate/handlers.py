@@ -30,12 +30,17 @@ log = logging.getLogger("launchgate")
 
 
 def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
-    prom = {
+    prom: dict[str, Any] = {
         "url": os.environ.get("LAUNCHGATE_PROMETHEUS_URL", "http://prometheus:9090"),
-        "bearer_token_file": os.environ.get("LAUNCHGATE_PROMETHEUS_TOKEN_FILE"),
         "ca_file": os.environ.get("LAUNCHGATE_PROMETHEUS_CA_FILE"),
         "timeout": float(os.environ.get("LAUNCHGATE_PROMETHEUS_TIMEOUT", "10")),
     }
+    token_file = os.environ.get("LAUNCHGATE_PROMETHEUS_TOKEN_FILE")
+    if token_file:
+        # A mounted Secret, read at start-up: a missing file must stop the operator, not
+        # silently send unauthenticated queries that fail as "no data".
+        with open(token_file) as f:
+            prom["token"] = f.read().strip()
     settings = Settings(
         identity=os.environ.get("LAUNCHGATE_IDENTITY", "launchgate-operator"),
         default_gate_interval=parse_duration(os.environ.get("LAUNCHGATE_GATE_INTERVAL", "30s")),

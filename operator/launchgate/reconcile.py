@@ -512,9 +512,9 @@ def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, n
              "message": res.message[:4096], "lastTransitionTime": ts},
             {"type": "Reconciling", "status": "False", "reason": "Evaluated", "message": "",
              "lastTransitionTime": ts},
-            {"type": "Stalled", "status": "True" if res.decision == "hold" else "False",
-             "reason": "NoData" if res.decision == "hold" else "Evaluated",
-             "message": res.message[:4096] if res.decision == "hold" else "", "lastTransitionTime": ts},
+            # A gate holding for data is waiting, not broken: Stalled would make Flux report every
+            # idle gate as failed. The hold shows in Ready=False with its reason.
+            {"type": "Stalled", "status": "False", "reason": "Evaluated", "message": "", "lastTransitionTime": ts},
         ],
     }
 

@@ -213,3 +213,26 @@ def test_policy_bundle_is_validated_and_delivered_as_a_versioned_configmap(world
     w.apply(good)
     st2 = w.wait_status("pol", "a rollout for the policy change", lambda s: s.get("canaryRevision") is not None)
     assert st2["canaryRevision"] != st["stableRevision"] and st2["phase"] == "ReplayGate"
+
+
+def test_the_operator_identity_can_write_status_but_never_a_spec(world: World) -> None:
+    w = world
+
+    def refused() -> bool:
+        p = kubectl(w.kubeconfig, "patch", "launchgates", "canary1", "-n", w.ns, "--type=merge",
+                    "-p", '{"spec": {"window": "1m"}}', user="launchgate-operator", check=False)
+        return p.returncode != 0 and "writes status only, never spec" in p.stderr
+
+    from harness import operator_kubeconfig
+
+    operator_kubeconfig(w.kubeconfig, w.workdir)  # binds the shipped RBAC to the operator's user
+    wait_for("the status-only policy", refused, timeout=30, every=0.5)
+    ok = kubectl(w.kubeconfig, "patch", "launchgates", "canary1", "-n", w.ns, "--subresource=status",
+                 "--type=merge", "-p", '{"status": {"decision": "hold"}}', user="launchgate-operator", check=False)
+    assert ok.returncode == 0, ok.stderr
+    label = kubectl(w.kubeconfig, "patch", "launchgates", "canary1", "-n", w.ns, "--type=merge",
+                    "-p", '{"metadata": {"finalizers": ["launchgate.dev/finalizer"]}}', user="launchgate-operator",
+                    check=False)
+    assert label.returncode == 0, label.stderr
+    kubectl(w.kubeconfig, "patch", "launchgates", "canary1", "-n", w.ns, "--type=merge",
+            "-p", '{"metadata": {"finalizers": null}}')
