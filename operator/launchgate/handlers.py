@@ -24,7 +24,7 @@ from .durations import parse_duration
 from .kube import Kube, load_config
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
-from .reconcile import Reconciler, Settings, publish_gate_status
+from .reconcile import People, Reconciler, Settings, publish_gate_status
 
 log = logging.getLogger("launchgate")
 
@@ -82,14 +82,36 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         memo.metrics_server.shutdown()
 
 
+def _person(body: kopf.Body) -> dict[str, Any]:
+    meta = body["metadata"]
+    return {"metadata": {"name": meta["name"], "uid": meta.get("uid"),
+                         "creationTimestamp": meta.get("creationTimestamp")}, "spec": dict(body.get("spec") or {})}
+
+
+# Approvals and actions are watched once and indexed by rollout, instead of each rollout listing
+# its namespace's every pass (which grew with the square of the rollouts in a namespace).
+@kopf.index(GROUP, VERSION, "approvals")
+def approvals_by_rollout(namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, spec.get("rollout")): _person(body)}
+
+
+@kopf.index(GROUP, VERSION, "rolloutactions")
+def actions_by_rollout(namespace: str | None, spec: kopf.Spec, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, spec.get("rollout")): _person(body)}
+
+
 @kopf.daemon(GROUP, VERSION, "agentrollouts", cancellation_timeout=10)
 async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
-                         **_: Any) -> None:
+                         **kwargs: Any) -> None:
     assert namespace is not None  # the CRDs are namespaced
+    approvals: kopf.Index[Any, Any] = kwargs["approvals_by_rollout"]
+    actions: kopf.Index[Any, Any] = kwargs["actions_by_rollout"]
     backoff = 1.0
     while not stopped:
         try:
-            res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name)
+            people = People(approvals=tuple(approvals.get((namespace, name), ())),
+                            actions=tuple(actions.get((namespace, name), ())))
+            res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, people)
             for gate in res.gate_results:
                 memo.gates_in_use[(namespace, gate)] = time.monotonic() + 2 * res.interval
             delay, backoff = (res.interval if res.error is None else min(res.interval, backoff)), 1.0

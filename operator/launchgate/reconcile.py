@@ -65,6 +65,14 @@ class Settings:
     """An unchanged gate result is still written this often, so EVALUATED shows evaluation is alive."""
 
 
+@dataclass(frozen=True)
+class People:
+    """What humans said about one rollout, as the operator's watch cache holds it."""
+
+    approvals: tuple[dict[str, Any], ...] = ()
+    actions: tuple[dict[str, Any], ...] = ()
+
+
 @dataclass
 class PassResult:
     interval: float
@@ -96,8 +104,11 @@ class Reconciler:
         self.notifier = notifier
 
     # ------------------------------------------------------------------ entry point
-    def reconcile(self, namespace: str, name: str) -> PassResult:
+    def reconcile(self, namespace: str, name: str, people: People | None = None) -> PassResult:
+        """One pass. `people` are the rollout's Approvals and RolloutActions from the operator's
+        watch cache; without it they are listed from the API (CLI, tests)."""
         with metrics.time_evaluation("rollout"):
+            self._people = people
             return self._reconcile(namespace, name)
 
     def _reconcile(self, namespace: str, name: str) -> PassResult:
@@ -287,7 +298,7 @@ class Reconciler:
         assert pending is not None
         ttl = timedelta(seconds=parse_duration(expires_after))
         votes = []
-        for a in self.kube.list("approvals", ns):
+        for a in self._listed("approvals", ns, name):
             s = a.get("spec") or {}
             if (s.get("rollout") != name or s.get("requestId") != pending.request_id
                     or s.get("revision") != revision or s.get("gatesHash") != gates_hash
@@ -307,13 +318,19 @@ class Reconciler:
         def key(a: dict[str, Any]) -> tuple[str, str]:
             return a["metadata"]["creationTimestamp"], a["metadata"]["name"]
 
-        items = sorted((a for a in self.kube.list("rolloutactions", ns) if (a.get("spec") or {}).get("rollout") == name),
-                       key=key)
+        items = sorted((a for a in self._listed("rolloutactions", ns, name)
+                        if (a.get("spec") or {}).get("rollout") == name), key=key)
         last = status.last_action
         if last is not None:
             done = (last.created.strftime("%Y-%m-%dT%H:%M:%SZ"), last.name)
             items = [a for a in items if key(a) > done]
         return items[0] if items else None
+
+    def _listed(self, plural: str, ns: str, rollout: str) -> list[dict[str, Any]]:
+        people = getattr(self, "_people", None)
+        if people is not None:
+            return list(people.approvals if plural == "approvals" else people.actions)
+        return self.kube.list(plural, ns)
 
     def _handled(self, obj: dict[str, Any], out: Outcome, action: dict[str, Any]) -> None:
         spec, meta = action["spec"], action["metadata"]
