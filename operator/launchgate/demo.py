@@ -323,6 +323,7 @@ class Demo:
         self.cp: ControlPlane | None = None
         self.prom: PrometheusServer | None = None
         self.operator: OperatorProcess | None = None
+        self.api: client.ApiClient | None = None
         self.custom: Any = None
         self.source: PrometheusSource | None = None
         self.records: list[dict[str, Any]] = []
@@ -351,7 +352,8 @@ class Demo:
                                      evaluation_interval="1s", bins=bins).start()
         crds = cp.apply_crds([REPO_CRDS]) + cp.install_gateway_api()
         self.say(f"kube-apiserver {cp.server}, Prometheus {self.prom.url}; {len(crds)} CRDs established")
-        self.custom = client.CustomObjectsApi(load_config(str(cp.kubeconfig)))
+        self.api = load_config(str(cp.kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api)
         self.source = PrometheusSource(self.prom.url, timeout=3)
         kubeconfig = operator_kubeconfig(cp, self.workdir)
         if USER_ROLES_FILE.is_file():
@@ -572,7 +574,7 @@ class Demo:
     def _view(self) -> Iterator[Callable[[], None]]:
         if self.live:
             with Live(self.render(), console=self.console, refresh_per_second=4, transient=False,
-                      vertical_overflow="visible") as live:
+                      vertical_overflow="ellipsis") as live:
                 yield lambda: live.update(self.render())
         else:
             yield self._print_changes
@@ -587,9 +589,10 @@ class Demo:
                     if agent is not None:
                         with contextlib.suppress(Exception):
                             agent.stop()
-            if self.source is not None:
-                with contextlib.suppress(Exception):
-                    self.source.close()
+            for closable in (self.source, self.api):
+                if closable is not None:
+                    with contextlib.suppress(Exception):
+                        closable.close()
             if self.prom is not None:
                 self.prom.stop()
             if self.cp is not None:

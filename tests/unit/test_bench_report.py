@@ -1,0 +1,165 @@
+"""The benchmark's arithmetic and report: pure functions, so a wrong number is a unit-test failure,
+not something nobody notices in BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from launchgate.bench import (
+    GENERATED_END,
+    FleetCollector,
+    counter_sum,
+    evaluation_times,
+    fit_linear,
+    lag_stats,
+    merge_report,
+    parse_counters,
+    percentile,
+    projection,
+    render_markdown,
+    request_delta,
+    split_requests,
+)
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    assert percentile([], 50) is None
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert percentile([4.0, 1.0, 3.0, 2.0], 100) == 4.0
+    assert percentile([1.0, 2.0], 0) == 1.0
+
+
+def _log(ts: str, query: str) -> str:
+    return json.dumps({"params": {"query": query, "start": ts, "end": ts, "step": 0}, "ts": ts})
+
+
+def test_evaluation_times_attribute_marker_queries_to_rollouts() -> None:
+    q = 'sum(rate(agent_jobs_total{namespace="bench",version="%s",outcome="success"}[30s])) / sum(...)'
+    lines = [
+        _log("2026-01-01T00:00:30.000Z", q % "rev-b"),
+        _log("2026-01-01T00:00:00.500Z", q % "rev-a"),
+        _log("2026-01-01T00:00:01.000Z", 'sum(rate(agent_jobs_total{version="rev-a",outcome="error"}[30s]))'),
+        _log("2026-01-01T00:00:31.000Z", q % "rev-unknown"),
+        _log("2026-01-01T00:00:30.250Z", q % "rev-a"),
+        '{"params": {"query": "half a line',
+        "not json at all",
+    ]
+    times = evaluation_times(lines, {"rev-a": "a", "rev-b": "b"})
+    assert set(times) == {"a", "b"}
+    assert [t - times["a"][0] for t in times["a"]] == pytest.approx([0.0, 29.75])
+    assert len(times["b"]) == 1
+
+
+def test_lag_stats_on_time_late_and_never_evaluated() -> None:
+    window = 30.0
+    times = {
+        "on-time": [0.0, 30.1, 60.2, 90.3],
+        "late": [0.0, 40.0, 70.0],
+    }
+    st = lag_stats(times, ["on-time", "late", "silent"], start=0.0, end=100.0, window=window)
+    assert st.rollouts_expected == 3 and st.rollouts_evaluated == 2 and st.never_evaluated == 1
+    assert st.evaluations == 7
+    # gaps: 30.1, 30.1, 30.1 (on time), 40, 30 (late), 100 (silent: the whole period)
+    assert st.gap_max == pytest.approx(100.0)
+    assert st.lag_p50 == pytest.approx(0.1, abs=1e-6)
+    assert st.within_target_pct == pytest.approx(100 * 4 / 6)
+
+
+def test_lag_stats_counts_a_rollout_that_stopped_being_evaluated() -> None:
+    st = lag_stats({"stopped": [0.0, 30.0]}, ["stopped"], start=0.0, end=120.0, window=30.0)
+    assert st.gap_max == pytest.approx(90.0)  # from its last evaluation to the end of the period
+    assert st.within_target_pct == pytest.approx(50.0)
+
+
+METRICS_BEFORE = """\
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",resource="agentrollouts",subresource="",verb="GET"} 10
+apiserver_request_total{code="200",resource="agentrollouts",subresource="status",verb="PATCH"} 2
+apiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"} 5
+"""
+METRICS_AFTER = """\
+# TYPE apiserver_request_total counter
+apiserver_request_total{code="200",resource="agentrollouts",subresource="",verb="GET"} 40
+apiserver_request_total{code="200",resource="agentrollouts",subresource="status",verb="PATCH"} 3
+apiserver_request_total{code="201",resource="decisionrecords",subresource="",verb="POST"} 4
+apiserver_request_total{code="200",resource="leases",subresource="",verb="PUT"} 9
+apiserver_request_total{code="200",resource="",subresource="",verb="GET"} 7
+apiserver_request_total{code="200",resource="launchgates",subresource="",verb="WATCH"} 1
+"""
+
+
+def test_request_delta_is_the_operators_traffic_by_verb_and_resource() -> None:
+    before = parse_counters(METRICS_BEFORE, ["apiserver_request_total"])
+    after = parse_counters(METRICS_AFTER, ["apiserver_request_total"])
+    delta = request_delta(before, after)
+    assert delta == {("GET", "agentrollouts"): 30, ("PATCH", "agentrollouts/status"): 1,
+                     ("POST", "decisionrecords"): 4, ("WATCH", "launchgates"): 1}
+    assert split_requests(delta) == (5, 30, 1)
+
+
+def test_counter_sum_matches_labels() -> None:
+    text = ('prometheus_http_requests_total{code="200",handler="/api/v1/query"} 12\n'
+            'prometheus_http_requests_total{code="400",handler="/api/v1/query"} 3\n'
+            'prometheus_http_requests_total{code="200",handler="/metrics"} 99\n')
+    samples = parse_counters(text, ["prometheus_http_requests_total"])
+    assert counter_sum(samples, "prometheus_http_requests_total", handler="/api/v1/query") == 15
+
+
+def test_fit_and_projection() -> None:
+    assert fit_linear([1.0], [2.0]) is None
+    a, b = fit_linear([10, 100, 1000], [101, 110, 200]) or (0, 0)
+    assert b == pytest.approx(0.1, rel=0.01) and a == pytest.approx(100, rel=0.02)
+    results = [
+        {"n": 10, "active": {"rss_mib_max": 101.0}},
+        {"n": 1000, "active": {"rss_mib_max": 200.0, "cpu_ms_per_evaluation": 15.0,
+                               "api_reads_per_evaluation": 8.0, "api_writes_per_evaluation": 0.0,
+                               "prom_queries_per_evaluation": 4.0}},
+    ]
+    p = projection(results, target_n=10_000, target_window=30.0)
+    assert p["rss_mib_projected"] == pytest.approx(100 + 0.1 * 10_000, rel=0.01)
+    assert p["cpu_cores_needed"] == pytest.approx(15.0 * 10_000 / 30 / 1000)
+    assert p["api_requests_per_s"] == pytest.approx(8.0 * 10_000 / 30)
+    assert p["prom_queries_per_s"] == pytest.approx(4.0 * 10_000 / 30)
+
+
+META = {"command": "python -m launchgate.bench", "date": "2026-01-01 00:00 UTC", "nproc": 2, "mem_gib": 8.0,
+        "python": "3.11.7", "os": "Linux", "window_s": 30.0, "windows": 3, "scrape_s": 2.0, "for_s": 30.0,
+        "router": "gatewayAPI", "workers": 32}
+
+
+def test_render_markdown_has_the_summary_row_and_marks_incomplete_sizes() -> None:
+    results = [
+        {"n": 10, "setup": {"create_s": 0.3}, "active": {"rollouts_evaluated": 10, "lag_p50_s": 0.05,
+                                                          "lag_p99_s": 0.2, "rss_mib_max": 104.0}},
+        {"n": 1000, "setup": {}, "error": "TimeoutError: all stable: only 10/1000"},
+    ]
+    md = render_markdown(META, results, projection(results))
+    assert "| 10 | 10/10 | 0.05 s | 0.2 s |" in md
+    assert "**Incomplete:** TimeoutError" in md
+    assert md.rstrip().endswith(GENERATED_END)
+
+
+def test_merge_report_keeps_the_hand_written_analysis() -> None:
+    old = "# old numbers\n" + GENERATED_END + "\n\n## Analysis\nfix the LIST first\n"
+    new = "# new numbers\n" + GENERATED_END + "\n"
+    merged = merge_report(new, old)
+    assert merged.startswith("# new numbers") and "old numbers" not in merged
+    assert merged.endswith("## Analysis\nfix the LIST first\n")
+    assert merged.count(GENERATED_END) == 1
+    assert merge_report(new, None) == new
+    assert merge_report(new, "no marker here") == new
+
+
+def test_fleet_collector_exports_one_family_for_many_versions() -> None:
+    fleet = FleetCollector()
+    fleet.upsert("bench", "v1", {"success_rate": 0.99})
+    fleet.upsert("bench", "v2", {"success_rate": 0.97})
+    fleet.upsert("bench", "v2", {"success_rate": 0.9})  # an update, not a second series
+    fams = list(fleet.collect())
+    assert [f.name for f in fams] == ["agent_jobs"]
+    series = {(s.labels["version"], s.labels["outcome"]) for s in fams[0].samples}
+    assert series == {("v1", "success"), ("v1", "error"), ("v2", "success"), ("v2", "error")}
+    assert fleet.sims[("bench", "v2")].rates.success_rate == 0.9
