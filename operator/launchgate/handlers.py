@@ -62,7 +62,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     prom, lg_settings, workers = settings_from_env()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
-    api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"))
+    api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
     memo.kube = Kube(api)
     memo.metrics = source_from_config(prom)
     memo.settings = lg_settings

@@ -67,6 +67,15 @@ def _reason(e: ApiException) -> str:
         return f"{e.status} {e.reason}"
 
 
+def _ns_option(f: Any) -> Any:
+    """`-n` also after the verb, as kubectl users type it: `kubectl launchgate approve x -n agents`."""
+    def remember(ctx: click.Context, _: Any, value: str | None) -> None:
+        if value is not None:
+            ctx.find_root().meta["namespace"] = value
+    return click.option("-n", "--namespace", "ns_after", default=None, expose_value=False, callback=remember,
+                        help="Namespace.")(f)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--kubeconfig", envvar="KUBECONFIG", default=None, help="Path to the kubeconfig.")
 @click.option("--context", default=None, help="Kubeconfig context (i.e. who you are).")
@@ -76,11 +85,12 @@ def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namesp
     """Inspect and steer launchgate AgentRollouts."""
     if kubeconfig and ":" in kubeconfig:
         kubeconfig = kubeconfig.split(":")[0]
-    ctx.obj = lambda: Ctx(kubeconfig, context, namespace)
+    ctx.obj = lambda: Ctx(kubeconfig, context, ctx.meta.get("namespace") or namespace)
 
 
 @main.command()
 @click.argument("rollout")
+@_ns_option
 @click.pass_obj
 def status(make: Any, rollout: str) -> None:
     """Phase, weights, each gate's blockers and the pending approval."""
@@ -154,6 +164,7 @@ def _vote(c: Ctx, rollout: str, decision: str, comment: str | None) -> None:
 
 @main.command()
 @click.argument("rollout")
+@_ns_option
 @click.option("-m", "--comment", default=None)
 @click.pass_obj
 def approve(make: Any, rollout: str, comment: str | None) -> None:
@@ -163,6 +174,7 @@ def approve(make: Any, rollout: str, comment: str | None) -> None:
 
 @main.command()
 @click.argument("rollout")
+@_ns_option
 @click.option("-m", "--comment", default=None)
 @click.pass_obj
 def reject(make: Any, rollout: str, comment: str | None) -> None:
@@ -190,6 +202,7 @@ for _verb, _help in (("promote", "Promote now, skipping the wait (recorded with 
                      ("retry", "Start a rolled-back revision again from the first phase.")):
     def _make(verb: str) -> Any:
         @click.argument("rollout")
+        @_ns_option
         @click.option("-m", "--reason", default=None)
         @click.pass_obj
         def cmd(make: Any, rollout: str, reason: str | None) -> None:

@@ -53,7 +53,8 @@ def plugin(w: World, user: str, *args: str, check: bool = True) -> subprocess.Co
     """`kubectl launchgate ...` as that user: kubectl finds the installed plugin on PATH."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "KUBECONFIG": str(w.kubeconfig), "COLUMNS": "200"}
-    proc = subprocess.run(["kubectl", "launchgate", "--context", user, "-n", w.ns, *args], env=env,
+    # `-n` after the verb, as kubectl users type it (the demo passes it before the verb).
+    proc = subprocess.run(["kubectl", "launchgate", "--context", user, *args, "-n", w.ns], env=env,
                           capture_output=True, text=True, timeout=60)
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl launchgate {' '.join(args)} as {user}: {proc.stdout}{proc.stderr}")
