@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 import yaml
+from test_rollout_decide import spec as _spec
 
 from launchgate.gates import BlockerResult, GateResult, summarize
-from launchgate.models import AgentRolloutSpec, AgentRolloutStatus, LaunchGateSpec
+from launchgate.models import AgentRolloutStatus, LaunchGateSpec
 from launchgate.reconcile import gate_status
 from launchgate.rollout import ApprovalVote, Observation, decide
 
@@ -172,24 +173,6 @@ def test_lua_literal_round_trips_awkward_values() -> None:
 # --------------------------------------------------------------------------- the operator's own statuses
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def _spec(**kw: Any) -> AgentRolloutSpec:
-    base: dict[str, Any] = {
-        "replicas": 10,
-        "template": {"spec": {"containers": [{"name": "agent", "image": "agent:2"}]}},
-        "trafficRouting": {"replicaRatio": {}},
-        "phases": [
-            {"name": "ReplayGate", "weight": 0, "gates": ["replay"]},
-            {"name": "Canary1", "weight": 5, "gates": ["canary1"],
-             "rollbackTriggers": [{"name": "errors", "query": "q", "above": {"baselineRatio": 2}, "for": "10m"}]},
-            {"name": "Canary2", "weight": 25, "gates": ["canary2"]},
-            {"name": "General", "weights": [50, 100], "gates": ["general"],
-             "approval": {"approvers": 2, "group": "reliability-reviewers"}},
-        ],
-    }
-    base.update(kw)
-    return AgentRolloutSpec.model_validate(base)
 
 
 def _gate(decision: str) -> GateResult:
