@@ -101,6 +101,8 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
 
     st = w.wait_status("good", "the rollout to complete",
                        lambda s: s.get("stableRevision") == rev2 and s.get("state") == "Healthy", timeout=120)
+    # Status (intent) is written before the route: keep recording until traffic is back on stable.
+    wait_for("traffic back on stable", lambda: recorder.seen and recorder.seen[-1] == (100, 0), timeout=15)
     recorder.stop_flag.set()
     recorder.join()
 
