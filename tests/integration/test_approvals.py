@@ -203,6 +203,7 @@ def test_policy_bundle_is_validated_and_delivered_as_a_versioned_configmap(world
     w.http_route("pol")
     w.apply(good)
     st = w.wait_status("pol", "stable", lambda s: s.get("state") == "Healthy")
+    wait_for("the stable Deployment", lambda: w.replicas("pol-stable") is not None, timeout=15)
     cms = [c for c in json.loads(kubectl(w.kubeconfig, "get", "configmaps", "-n", w.ns, "-o", "json").stdout)["items"]
            if c["metadata"]["name"].startswith("pol-policy-")]
     assert len(cms) == 1 and "constrain-external-egress" in cms[0]["data"]["policy.yaml"]

@@ -49,6 +49,9 @@ def given_a_stable_rollout(w: World, name: str, **spec: Any) -> str:
     phase_list = spec.pop("phases", None) or phases(**spec.pop("phase_args", {}))
     w.apply(rollout_obj(name, "agent:1", phase_list, **spec))
     st = w.wait_status(name, "first revision to become stable", lambda s: s.get("state") == "Healthy")
+    # The stable Deployment and the route follow status (written first) within a pass.
+    wait_for("the stable Deployment and route",
+             lambda: w.replicas(f"{name}-stable") is not None and w.route_weights(name) == (100, 0), timeout=15)
     rev1 = st["stableRevision"]
     w.agent(rev1, success_rate=0.99, p95_ms=1000)
     return str(rev1)
