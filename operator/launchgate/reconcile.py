@@ -108,10 +108,11 @@ class Reconciler:
         """One pass. `people` are the rollout's Approvals and RolloutActions from the operator's
         watch cache; without it they are listed from the API (CLI, tests)."""
         with metrics.time_evaluation("rollout"):
-            self._people = people
-            return self._reconcile(namespace, name)
+            return self._reconcile(namespace, name, people)
 
-    def _reconcile(self, namespace: str, name: str) -> PassResult:
+    # Per-pass values (people, gate owners) are passed along, never kept on self: one Reconciler
+    # serves every worker thread at once.
+    def _reconcile(self, namespace: str, name: str, people: People | None) -> PassResult:
         obj = self.kube.get("agentrollouts", namespace, name)
         if obj is None:
             metrics.forget(namespace, name)
@@ -138,8 +139,9 @@ class Reconciler:
         except RouterError as e:
             router_error = str(e)
 
-        obs, gate_results = self._observe(obj, spec, status, revision, policy_hash)
-        action = self._next_action(obj, status)
+        owners: dict[str, str] = {}
+        obs, gate_results = self._observe(obj, spec, status, revision, policy_hash, people, owners)
+        action = self._next_action(obj, status, people)
         if action is not None:
             obs = dataclasses.replace(obs, action=action["spec"]["action"], actor=action["spec"]["actor"])
         out = decide(spec, status, obs)
@@ -151,7 +153,7 @@ class Reconciler:
         self._record_votes(obj, status, out, obs)
         if action is not None:
             self._handled(obj, out, action)
-        written = self._persist(obj, spec, status, out)
+        written = self._persist(obj, spec, status, out, owners)
         st = out.status
         metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
                                st.canary_revision)
@@ -225,10 +227,11 @@ class Reconciler:
 
     # ------------------------------------------------------------------ observation
     def _observe(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
-                 policy_hash: str) -> tuple[Observation, dict[str, GateResult | str]]:
+                 policy_hash: str, people: People | None,
+                 owners: dict[str, str]) -> tuple[Observation, dict[str, GateResult | str]]:
+        """What the world says now; `owners` collects the evaluated gates' owners for notifications."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         now = now_utc()
-        self._gate_owners: dict[str, str] = {}
         gates: dict[str, GateResult | str] = {}
         triggers: dict[str, Any] = {}
         replay: ReplayState | None = None
@@ -258,7 +261,7 @@ class Reconciler:
                     gates[gname] = f"evaluation failed: {e}"
                     continue
                 gates[gname] = res
-                self._gate_owners.update(gspec.owners.model_dump(exclude_none=True))
+                owners.update(gspec.owners.model_dump(exclude_none=True))
                 publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision,
                                     notifier=self.notifier, heartbeat=self.settings.status_heartbeat)
             for trig in phase.rollback_triggers:
@@ -271,7 +274,7 @@ class Reconciler:
         gates_hash = canonical_hash(sorted(gate_specs.items()) if gate_specs else phase.gates, policy_hash)
         if active and phase.approval is not None and status.pending_approval is not None:
             votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after,
-                                phase.approval.group, now)
+                                phase.approval.group, now, people)
         obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
                           replay=replay, votes=votes)
         return obs, gates
@@ -291,14 +294,14 @@ class Reconciler:
         return "running"
 
     def _votes(self, ns: str, name: str, status: AgentRolloutStatus, revision: str, gates_hash: str,
-               expires_after: str, group: str, now: datetime) -> list[ApprovalVote]:
+               expires_after: str, group: str, now: datetime, people: People | None) -> list[ApprovalVote]:
         """Approvals that still bind: same request, same revision, same gates+policy hash, the
         required group (membership was checked by admission), not expired."""
         pending = status.pending_approval
         assert pending is not None
         ttl = timedelta(seconds=parse_duration(expires_after))
         votes = []
-        for a in self._listed("approvals", ns, name):
+        for a in self._listed("approvals", ns, people):
             s = a.get("spec") or {}
             if (s.get("rollout") != name or s.get("requestId") != pending.request_id
                     or s.get("revision") != revision or s.get("gatesHash") != gates_hash
@@ -311,14 +314,15 @@ class Reconciler:
         return votes
 
     # ------------------------------------------------------------------ people
-    def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus) -> dict[str, Any] | None:
+    def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus,
+                     people: People | None) -> dict[str, Any] | None:
         """The oldest RolloutAction not yet handled; status.lastAction makes each count once."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
 
         def key(a: dict[str, Any]) -> tuple[str, str]:
             return a["metadata"]["creationTimestamp"], a["metadata"]["name"]
 
-        items = sorted((a for a in self._listed("rolloutactions", ns, name)
+        items = sorted((a for a in self._listed("rolloutactions", ns, people)
                         if (a.get("spec") or {}).get("rollout") == name), key=key)
         last = status.last_action
         if last is not None:
@@ -326,8 +330,7 @@ class Reconciler:
             items = [a for a in items if key(a) > done]
         return items[0] if items else None
 
-    def _listed(self, plural: str, ns: str, rollout: str) -> list[dict[str, Any]]:
-        people = getattr(self, "_people", None)
+    def _listed(self, plural: str, ns: str, people: People | None) -> list[dict[str, Any]]:
         if people is not None:
             return list(people.approvals if plural == "approvals" else people.actions)
         return self.kube.list(plural, ns)
@@ -356,10 +359,11 @@ class Reconciler:
                                f"{v.decision} on {prev.request_id}", out.status, None, prev.request_id, {})
 
     # ------------------------------------------------------------------ persistence
-    def _persist(self, obj: dict[str, Any], spec: AgentRolloutSpec, old: AgentRolloutStatus, out: Outcome) -> bool:
+    def _persist(self, obj: dict[str, Any], spec: AgentRolloutSpec, old: AgentRolloutStatus, out: Outcome,
+                 owners: dict[str, str]) -> bool:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         if out.record is not None and out.record_id is not None:
-            self._record(obj, out)
+            self._record(obj, out, owners)
         new_dump, old_dump = dump_status(out.status), dump_status(old)
         if new_dump == old_dump:
             return False
@@ -369,7 +373,7 @@ class Reconciler:
         self.kube.patch_status("agentrollouts", ns, name, patch)
         return True
 
-    def _record(self, obj: dict[str, Any], out: Outcome) -> None:
+    def _record(self, obj: dict[str, Any], out: Outcome, owners: dict[str, str]) -> None:
         assert out.record_id is not None
         kind = out.record if out.record in ("decision", "approval-request", "action") else "decision"
         st = out.status
@@ -382,14 +386,13 @@ class Reconciler:
             self.kube.event(obj, out.event_type, reason, f"[{out.record_id}] {out.reason}")
             if out.decision is not None:
                 metrics.observe_decision(obj["metadata"]["namespace"], obj["metadata"]["name"], out.decision)
-            self._notify(obj, out)
+            self._notify(obj, out, owners)
 
-    def _notify(self, obj: dict[str, Any], out: Outcome) -> None:
+    def _notify(self, obj: dict[str, Any], out: Outcome, owners: dict[str, str]) -> None:
         """Owners hear about rollbacks and approval requests, with the values that caused them."""
         if self.notifier is None:
             return
         st = out.status
-        owners = getattr(self, "_gate_owners", {})
         kind: NotificationKind
         if out.decision == "rollback":
             kind, role, request = "rollback", "reliability", None
