@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from .durations import parse_duration
 from .kube import Kube, load_config
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
-from .reconcile import People, Reconciler, Settings, publish_gate_status
+from .reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
 
 log = logging.getLogger("launchgate")
 
@@ -63,12 +62,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     prom, lg_settings, workers = settings_from_env()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
-    memo.kube = Kube(api)
+    memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")))
     memo.metrics = source_from_config(prom)
     memo.settings = lg_settings
     memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)
-    memo.gates_in_use = {}
+    memo.gate_users = {}
     port = int(os.environ.get("LAUNCHGATE_METRICS_PORT", "8000"))
     memo.metrics_server = metrics.METRICS.serve(port, os.environ.get("LAUNCHGATE_METRICS_ADDR", "0.0.0.0")) \
         if port else None
@@ -100,49 +99,96 @@ def actions_by_rollout(namespace: str | None, spec: kopf.Spec, body: kopf.Body, 
     return {(namespace, spec.get("rollout")): _person(body)}
 
 
+def _snapshot(body: kopf.Body) -> dict[str, Any]:
+    """The body as it is now. Kopf swaps a live body's source atomically (in the event loop) and
+    never edits it in place, so a shallow copy taken here is consistent for a worker thread."""
+    return {k: body[k] for k in body}
+
+
+@kopf.index(GROUP, VERSION, "launchgates")
+def gates_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, name): _snapshot(body)}
+
+
+# The operator's own Deployments and the HTTPRoutes it steers: watched so a pass finds "nothing to
+# do" without reading them, and still sees anyone else's change (see kube.Known).
+@kopf.on.event("apps", "v1", "deployments", labels={ROLLOUT: kopf.PRESENT})
+async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.kube.watched_deployment(event["object"], deleted=event["type"] == "DELETED")
+
+
+@kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes")
+async def httproute_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.kube.watched_httproute(event["object"], deleted=event["type"] == "DELETED")
+
+
+def _use_gates(memo: kopf.Memo, namespace: str, rollout: str, gates: set[str], before: set[str]) -> None:
+    """A gate is "in use" while an active rollout's phase names it: then only that rollout
+    evaluates it (with its versions), and the gate's own daemon stays quiet."""
+    for g in before - gates:
+        users = memo.gate_users.get((namespace, g))
+        if users is not None:
+            users.discard(rollout)
+            if not users:
+                memo.gate_users.pop((namespace, g), None)
+    for g in gates - before:
+        memo.gate_users.setdefault((namespace, g), set()).add(rollout)
+
+
 @kopf.daemon(GROUP, VERSION, "agentrollouts", cancellation_timeout=10)
 async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
-                         **kwargs: Any) -> None:
+                         body: kopf.Body, **kwargs: Any) -> None:
     assert namespace is not None  # the CRDs are namespaced
     approvals: kopf.Index[Any, Any] = kwargs["approvals_by_rollout"]
     actions: kopf.Index[Any, Any] = kwargs["actions_by_rollout"]
+    gates: kopf.Index[Any, Any] = kwargs["gates_by_name"]
+
+    def gate(gname: str) -> dict[str, Any] | None:
+        return next(iter(gates.get((namespace, gname), ())), None)
+
     backoff = 1.0
-    while not stopped:
-        try:
-            people = People(approvals=tuple(approvals.get((namespace, name), ())),
-                            actions=tuple(actions.get((namespace, name), ())))
-            res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, people)
-            for gate in res.gate_results:
-                memo.gates_in_use[(namespace, gate)] = time.monotonic() + 2 * res.interval
-            delay, backoff = (res.interval if res.error is None else min(res.interval, backoff)), 1.0
-            if res.error is not None:
-                backoff = min(backoff * 2, 60.0)
-        except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
-            log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
-                                  "detail": str(getattr(e, "body", "") or "")[:2000]}))
-            delay, backoff = backoff, min(backoff * 2, 60.0)
-        await stopped.wait(delay)
+    in_use: set[str] = set()
+    try:
+        while not stopped:
+            try:
+                watched = Watched(approvals=tuple(approvals.get((namespace, name), ())),
+                                  actions=tuple(actions.get((namespace, name), ())),
+                                  body=_snapshot(body), gates=gate)
+                res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, watched)
+                now_in_use = set(res.gate_results)
+                _use_gates(memo, namespace, name, now_in_use, in_use)
+                in_use = now_in_use
+                delay, backoff = (res.interval if res.error is None else min(res.interval, backoff)), 1.0
+                if res.error is not None:
+                    backoff = min(backoff * 2, 60.0)
+            except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
+                log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
+                                      "detail": str(getattr(e, "body", "") or "")[:2000]}))
+                delay, backoff = backoff, min(backoff * 2, 60.0)
+            await stopped.wait(delay)
+    finally:
+        _use_gates(memo, namespace, name, set(), in_use)
 
 
 @kopf.daemon(GROUP, VERSION, "launchgates", cancellation_timeout=10)
 async def gate_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
-                      **_: Any) -> None:
+                      body: kopf.Body, **_: Any) -> None:
     """A gate not used by any rollout is still evaluated, with its own `variables`, so its status stays live."""
     assert namespace is not None
     while not stopped:
         interval = memo.settings.default_gate_interval
-        if memo.gates_in_use.get((namespace, name), 0.0) < time.monotonic():
+        if not memo.gate_users.get((namespace, name)):
             try:
-                interval = await asyncio.to_thread(evaluate_standalone, memo, namespace, name)
+                interval = await asyncio.to_thread(evaluate_standalone, memo, namespace, name, _snapshot(body))
             except Exception as e:  # noqa: BLE001
                 log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}",
                                       "error": repr(e)}))
         await stopped.wait(interval)
 
 
-def evaluate_standalone(memo: Any, namespace: str, name: str) -> float:
+def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str, Any] | None = None) -> float:
     kube: Kube = memo.kube
-    gobj = kube.get("launchgates", namespace, name)
+    gobj = kube.current("launchgates", namespace, name, watched)
     if gobj is None:
         return float(memo.settings.default_gate_interval)
     try:

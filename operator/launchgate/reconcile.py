@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,11 +67,15 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class People:
-    """What humans said about one rollout, as the operator's watch cache holds it."""
+class Watched:
+    """What the operator's watches already hold for one pass, so the pass does not read it again:
+    the rollout itself, its namespace's LaunchGates, and what humans said about it."""
 
     approvals: tuple[dict[str, Any], ...] = ()
     actions: tuple[dict[str, Any], ...] = ()
+    body: dict[str, Any] | None = None
+    gates: Callable[[str], dict[str, Any] | None] | None = None
+    """LaunchGate by name in the rollout's namespace (None = absent from the watch)."""
 
 
 @dataclass
@@ -104,16 +109,16 @@ class Reconciler:
         self.notifier = notifier
 
     # ------------------------------------------------------------------ entry point
-    def reconcile(self, namespace: str, name: str, people: People | None = None) -> PassResult:
-        """One pass. `people` are the rollout's Approvals and RolloutActions from the operator's
-        watch cache; without it they are listed from the API (CLI, tests)."""
+    def reconcile(self, namespace: str, name: str, people: Watched | None = None) -> PassResult:
+        """One pass. `people` is what the operator's watches hold (the rollout, its gates, its
+        Approvals and RolloutActions); without it everything is read from the API (CLI, tests)."""
         with metrics.time_evaluation("rollout"):
             return self._reconcile(namespace, name, people)
 
     # Per-pass values (people, gate owners) are passed along, never kept on self: one Reconciler
     # serves every worker thread at once.
-    def _reconcile(self, namespace: str, name: str, people: People | None) -> PassResult:
-        obj = self.kube.get("agentrollouts", namespace, name)
+    def _reconcile(self, namespace: str, name: str, people: Watched | None) -> PassResult:
+        obj = self.kube.current("agentrollouts", namespace, name, people.body if people is not None else None)
         if obj is None:
             metrics.forget(namespace, name)
             return PassResult(interval=self.settings.default_gate_interval)
@@ -227,7 +232,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ observation
     def _observe(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
-                 policy_hash: str, people: People | None,
+                 policy_hash: str, people: Watched | None,
                  owners: dict[str, str]) -> tuple[Observation, dict[str, GateResult | str]]:
         """What the world says now; `owners` collects the evaluated gates' owners for notifications."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -245,7 +250,9 @@ class Reconciler:
             base_vars = {"namespace": ns, "rollout": name, "stable": status.stable_revision or "",
                          "canary": revision}
             for gname in phase.gates:
-                gobj = self.kube.get("launchgates", ns, gname)
+                watched = people.gates(gname) if people is not None and people.gates is not None else None
+                gobj = self.kube.current("launchgates", ns, gname, watched) if watched is not None \
+                    else self.kube.get("launchgates", ns, gname)
                 if gobj is None:
                     gates[gname] = f"LaunchGate {gname} not found"
                     continue
@@ -294,7 +301,7 @@ class Reconciler:
         return "running"
 
     def _votes(self, ns: str, name: str, status: AgentRolloutStatus, revision: str, gates_hash: str,
-               expires_after: str, group: str, now: datetime, people: People | None) -> list[ApprovalVote]:
+               expires_after: str, group: str, now: datetime, people: Watched | None) -> list[ApprovalVote]:
         """Approvals that still bind: same request, same revision, same gates+policy hash, the
         required group (membership was checked by admission), not expired."""
         pending = status.pending_approval
@@ -315,7 +322,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ people
     def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus,
-                     people: People | None) -> dict[str, Any] | None:
+                     people: Watched | None) -> dict[str, Any] | None:
         """The oldest RolloutAction not yet handled; status.lastAction makes each count once."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
 
@@ -330,7 +337,7 @@ class Reconciler:
             items = [a for a in items if key(a) > done]
         return items[0] if items else None
 
-    def _listed(self, plural: str, ns: str, people: People | None) -> list[dict[str, Any]]:
+    def _listed(self, plural: str, ns: str, people: Watched | None) -> list[dict[str, Any]]:
         if people is not None:
             return list(people.approvals if plural == "approvals" else people.actions)
         return self.kube.list(plural, ns)
@@ -620,4 +627,4 @@ def _replay_job(job_name: str, rollout: str, revision: str, replay: Any, spec: A
     }
 
 
-__all__ = ["Reconciler", "Settings", "PassResult", "publish_gate_status", "gate_status", "short_hash"]
+__all__ = ["Reconciler", "Settings", "PassResult", "Watched", "publish_gate_status", "gate_status", "short_hash"]

@@ -191,6 +191,30 @@ def test_a_short_breach_does_not_roll_back(world: World) -> None:
     assert not [r for r in w.records("blip") if r.get("decision") == "rollback"]
 
 
+def test_someone_elses_change_to_weights_or_replicas_is_undone(world: World) -> None:
+    """The operator does not re-read its Deployments and HTTPRoute every pass (it keeps what it
+    wrote, updated by a watch); a GitOps tool resetting the route or a person scaling the canary
+    must still be corrected."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "drift", phase_args={"min_duration": "600s"})
+    rev2 = when_a_new_revision_is_applied(w, "drift")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("drift", "Canary1", lambda s: s.get("phase") == "Canary1")
+    wait_for("Canary1's weights and replicas",
+             lambda: w.route_weights("drift") == (95, 5) and w.replicas("drift-canary") == 1, timeout=15)
+    # When the route is put back to what Git says (no canary weight) and the canary scaled away...
+    route = w.get("httproute", "drift")
+    for ref in route["spec"]["rules"][0]["backendRefs"]:
+        ref["weight"] = 100 if ref["name"] == "drift-stable" else 0
+    kubectl(w.kubeconfig, "replace", "-f", "-", stdin=json.dumps(route))
+    kubectl(w.kubeconfig, "scale", "deployment", "drift-canary", "-n", w.ns, "--replicas=0")
+    # ...then both come back within a pass (the rollout's interval is 1 s), with no new decision.
+    wait_for("the weights and replicas restored",
+             lambda: w.route_weights("drift") == (95, 5) and w.replicas("drift-canary") == 1, timeout=15)
+    assert w.status("drift")["phase"] == "Canary1"
+
+
 def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> None:
     w = world
     op = w.start_operator()
