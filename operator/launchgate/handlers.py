@@ -47,6 +47,7 @@ def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
         status_heartbeat=parse_duration(os.environ.get("LAUNCHGATE_STATUS_HEARTBEAT", "5m")),
     )
     workers = int(os.environ.get("LAUNCHGATE_WORKERS", "32"))
+    prom["pool_size"] = workers
     return prom, settings, workers
 
 

@@ -75,3 +75,21 @@ def test_counts_queries_even_when_unreachable() -> None:
     r = src.query("up")
     assert r.missing is not None and r.missing.startswith("prometheus unreachable: ")
     assert src.queries_issued == 1
+
+
+def test_environment_is_read_once_at_construction(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """trust_env is off for speed, so the proxy and CA-bundle variables must be honoured up front."""
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "skip.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    src = PrometheusSource("https://prom.example:9090")
+    session = src._pc._session
+    assert session.trust_env is False
+    assert session.proxies.get("https") == "http://proxy.internal:3128"
+    assert session.verify == str(bundle)
+    assert PrometheusSource("https://skip.example")._pc._session.proxies == {}
+    assert PrometheusSource("https://p", ca_file="/etc/ca.crt")._pc._session.verify == "/etc/ca.crt"
+    assert PrometheusSource("https://p", insecure_skip_verify=True)._pc._session.verify is False
+    adapter = session.get_adapter("https://prom.example:9090/api/v1/query")
+    assert adapter._pool_maxsize == 32
