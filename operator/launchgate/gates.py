@@ -428,6 +428,24 @@ def trigger_window(trigger: RollbackTrigger) -> tuple[str, str]:
     return for_, step
 
 
+def trigger_recheck_after(trigger: RollbackTrigger, result: TriggerResult) -> float | None:
+    """Seconds until `trigger` could first fire, when a breach is under way; None when none is.
+
+    Triggers are otherwise looked at once per rollout interval, so traffic would return to stable
+    up to a whole interval after the breach had held for its `for`. With `held` of `steps` steps
+    breaching, the window must slide past at least the `steps - held` others before every step
+    can have held, so the earliest moment is that many steps away (never less than one step).
+    Looking then, and again if it has not held, costs extra passes only while a breach lasts.
+    """
+    if result.fired or result.held_steps <= 0 or result.steps <= 0:
+        return None
+    try:
+        _, step = trigger_window(trigger)
+    except ValueError:
+        return None
+    return max(1, result.steps - result.held_steps) * parse_duration(step)
+
+
 def _part(expr: str, name: str) -> str:
     return f'label_replace({expr}, "{PART_LABEL}", "{name}", "", "")'
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics
 from .durations import parse_duration
-from .gates import GateResult
+from .gates import GateResult, trigger_recheck_after
 from .kube import Kube, owner_reference
 from .models import (
     AgentRolloutSpec,
@@ -145,7 +145,7 @@ class Reconciler:
             router_error = str(e)
 
         owners: dict[str, str] = {}
-        obs, gate_results = self._observe(obj, spec, status, revision, policy_hash, people, owners)
+        obs, gate_results, recheck = self._observe(obj, spec, status, revision, policy_hash, people, owners)
         action = self._next_action(obj, status, people)
         if action is not None:
             obs = dataclasses.replace(obs, action=action["spec"]["action"], actor=action["spec"]["actor"])
@@ -171,6 +171,8 @@ class Reconciler:
                 self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
             except RouterError as e:
                 return self._router_failed(obj, out.status, str(e), interval)
+        if recheck is not None and out.status.state == "Progressing":
+            interval = max(self.settings.min_interval, min(interval, recheck))
         return PassResult(interval=interval, status_written=written, decision=out.decision,
                           gate_results=gate_results)
 
@@ -233,12 +235,15 @@ class Reconciler:
     # ------------------------------------------------------------------ observation
     def _observe(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
                  policy_hash: str, people: Watched | None,
-                 owners: dict[str, str]) -> tuple[Observation, dict[str, GateResult | str]]:
-        """What the world says now; `owners` collects the evaluated gates' owners for notifications."""
+                 owners: dict[str, str]) -> tuple[Observation, dict[str, GateResult | str], float | None]:
+        """What the world says now; `owners` collects the evaluated gates' owners for notifications.
+        The third value is when to look again, sooner than the interval, because a trigger's
+        breach is under way (None: no reason to)."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         now = now_utc()
         gates: dict[str, GateResult | str] = {}
         triggers: dict[str, Any] = {}
+        recheck: float | None = None
         replay: ReplayState | None = None
         votes: list[ApprovalVote] = []
         gate_specs: dict[str, Any] = {}
@@ -274,6 +279,9 @@ class Reconciler:
             for trig in phase.rollback_triggers:
                 try:
                     triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_})
+                    soon = trigger_recheck_after(trig, triggers[trig.name])
+                    if soon is not None:
+                        recheck = soon if recheck is None else min(recheck, soon)
                 except Exception as e:  # noqa: BLE001
                     log.warning(json.dumps({"msg": "trigger evaluation failed", "rollout": name, "error": str(e)}))
             if phase.replay is not None:
@@ -284,7 +292,7 @@ class Reconciler:
                                 phase.approval.group, now, people)
         obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
                           replay=replay, votes=votes)
-        return obs, gates
+        return obs, gates, recheck
 
     def _replay(self, obj: dict[str, Any], spec: AgentRolloutSpec, phase: Any, revision: str) -> ReplayState:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]

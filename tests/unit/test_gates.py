@@ -16,7 +16,9 @@ from launchgate.gates import (
     evaluate_gate,
     from_prometheus,
     interpret_trigger,
+    TriggerResult,
     sustained_trigger_query,
+    trigger_recheck_after,
     trigger_window,
 )
 from launchgate.models import LaunchGateSpec, RollbackTrigger, Target
@@ -428,3 +430,21 @@ def test_interpret_value_trigger() -> None:
     r = interpret_trigger(t, parts(held_steps="121", data_steps="121", steps="121", value="2", series="1"))
     assert r.fired and r.value == 2 and r.baseline_value is None and not r.missing
     assert r.reason.startswith("above 0 for the whole 30m (121/121 steps of 15s)")
+
+
+@pytest.mark.parametrize(
+    ("held", "steps", "fired", "step", "expected"),
+    [
+        (0, 30, False, "1s", None),     # no breach: the interval decides
+        (29, 30, False, "1s", 1.0),     # one step to go
+        (10, 30, False, "1s", 20.0),    # at least the 20 unheld steps must slide out
+        (10, 30, False, "2s", 40.0),    # (the caller caps this at the rollout's interval)
+        (30, 30, True, "1s", None),     # fired: the rollback is this pass's business
+        (3, 0, False, "1s", None),      # no steps: no data, nothing to hurry for
+        (30, 30, False, "1s", 1.0),     # every step held but not fired (stale numbers): look again soon
+    ],
+)
+def test_trigger_recheck_after(held: int, steps: int, fired: bool, step: str, expected: float | None) -> None:
+    t = trigger(above={"value": 1}, **{"for": "60s"}, step=step)
+    r = TriggerResult("t", fired, 2.0, None, "", False, held, held, steps)
+    assert trigger_recheck_after(t, r) == expected
