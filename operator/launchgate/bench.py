@@ -20,9 +20,10 @@ its canary phase. Then:
 
 How things are measured, and why that way:
 
-- Evaluation lag comes from Prometheus' own query log: every pass of a rollout sends its gate's
-  success-rate query, which names the rollout's canary revision, so the log is a per-rollout
-  record of evaluations that needs nothing from the operator (status is written only when it
+- Evaluation lag comes from Prometheus' own query log: every pass of a rollout sends its rollback
+  trigger's query (gate queries are shared between rollouts and name no revision), which names the
+  rollout's canary revision, so the log is a per-rollout record of evaluations that needs nothing
+  from the operator (status is written only when it
   changes, and LaunchGate status.evaluatedAt is not refreshed when nothing else changed). Lag is
   the gap between consecutive evaluations of one rollout minus the window (the rollout's
   interval); the target is a gap of at most window + 5 s.
@@ -120,7 +121,7 @@ _VERSION_RE = re.compile(r'version="([^"]+)"')
 
 
 def evaluation_times(lines: Iterable[str], rollout_of_version: Mapping[str, str],
-                     marker: str = 'outcome="success"') -> dict[str, list[float]]:
+                     marker: str = '"held_steps"') -> dict[str, list[float]]:
     """Per rollout, the times (unix seconds) Prometheus logged one of its evaluations.
 
     Each line is one JSON entry of Prometheus' query log; an evaluation is a query containing

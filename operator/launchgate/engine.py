@@ -78,14 +78,20 @@ def evaluate(
     source: MetricsSource,
     variables: Mapping[str, str],
     at: datetime | None = None,
+    max_age: float | None = None,
 ) -> GateResult:
-    """Evaluate a gate once, at `at` (None = Prometheus' now). Never raises for bad data."""
+    """Evaluate a gate once, at `at` (None = Prometheus' now). Never raises for bad data.
+    `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
     v = gate_variables(spec, variables)
     cache: dict[str, QueryResult] = {}
+    # A source that shares batched queries between rollouts (sharing.SharedQueries) is asked by
+    # template, so it can recognise the shape; any other source gets the rendered query.
+    by_template = getattr(source, "query_template", None)
 
-    def ask(promql: str) -> QueryResult:
+    def ask(promql: str, template: str, bound: Mapping[str, str]) -> QueryResult:
         if promql not in cache:
-            cache[promql] = source.query(promql, at)
+            cache[promql] = by_template(template, bound, at, max_age) if by_template is not None \
+                else source.query(promql, at)
         return cache[promql]
 
     canary: dict[str, QueryResult] = {}
@@ -96,9 +102,9 @@ def evaluate(
         except TemplateError as e:
             canary[b.name] = QueryResult.unavailable(f"template error: {e}")
             continue
-        canary[b.name] = ask(q.canary)
+        canary[b.name] = ask(q.canary, b.query, _bind(v, "canary"))
         if q.baseline is not None:
-            baseline[b.name] = ask(q.baseline)
+            baseline[b.name] = ask(q.baseline, b.baseline_query or b.query, _bind(v, "stable"))
     return evaluate_gate(spec, canary, baseline)
 
 

@@ -24,6 +24,7 @@ from .kube import Kube, load_config
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
+from .sharing import SharedQueries
 
 log = logging.getLogger("launchgate")
 
@@ -64,7 +65,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
     memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")))
-    memo.metrics = source_from_config(prom)
+    memo.metrics = SharedQueries(source_from_config(prom),
+                                 max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")))
     memo.settings = lg_settings
     memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)
@@ -201,7 +203,7 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
     variables = {"namespace": namespace, "window": spec.window, **spec.variables}
     previous = (gobj.get("status") or {}).get("decision")
     with metrics.time_evaluation("gate"):
-        res = engine.evaluate(spec, memo.metrics, variables)
+        res = engine.evaluate(spec, memo.metrics, variables, max_age=interval / 4)
     now = datetime.now(UTC).replace(microsecond=0)
     if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier,
                            heartbeat=memo.settings.status_heartbeat) and previous != res.decision \

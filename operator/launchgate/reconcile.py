@@ -268,7 +268,8 @@ class Reconciler:
                     continue
                 gate_specs[gname] = gobj.get("spec")
                 try:
-                    res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window})
+                    res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window},
+                                          max_age=parse_duration(spec.interval) / 4)
                 except Exception as e:  # noqa: BLE001 - a broken gate holds the rollout, never crashes it
                     gates[gname] = f"evaluation failed: {e}"
                     continue

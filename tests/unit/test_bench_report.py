@@ -37,7 +37,8 @@ def _log(ts: str, query: str) -> str:
 
 
 def test_evaluation_times_attribute_marker_queries_to_rollouts() -> None:
-    q = 'sum(rate(agent_jobs_total{namespace="bench",version="%s",outcome="success"}[30s])) / sum(...)'
+    # A rollback trigger's query (it names the canary revision; shared gate queries name none).
+    q = 'label_replace(sum_over_time(((vector(scalar(x{version="%s"}))))[30s:2s]), "p", "held_steps", "", "")'
     lines = [
         _log("2026-01-01T00:00:30.000Z", q % "rev-b"),
         _log("2026-01-01T00:00:00.500Z", q % "rev-a"),

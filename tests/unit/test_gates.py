@@ -11,12 +11,12 @@ import pytest
 from launchgate.gates import (
     QueryResult,
     RawResponse,
+    TriggerResult,
     contract_json,
     describe_target,
     evaluate_gate,
     from_prometheus,
     interpret_trigger,
-    TriggerResult,
     sustained_trigger_query,
     trigger_recheck_after,
     trigger_window,
