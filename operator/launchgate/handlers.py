@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from .durations import parse_duration
 from .kube import Kube, load_config
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
+from .promql import TemplateError
 from .reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
 from .sharing import SharedQueries
 
@@ -189,25 +191,60 @@ async def gate_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: 
         await stopped.wait(interval)
 
 
+# A standalone gate whose queries name the rollout's versions has nothing to measure until a
+# rollout uses it; "hold" with a template error would read as a broken gate.
+_ROLLOUT_VARIABLE = re.compile(r"variable \$(canary|stable|version|rollout) is used but not bound")
+
+
 def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str, Any] | None = None) -> float:
     kube: Kube = memo.kube
     gobj = kube.current("launchgates", namespace, name, watched)
     if gobj is None:
         return float(memo.settings.default_gate_interval)
+    old = gobj.get("status") or {}
+    generation = gobj["metadata"].get("generation")
     try:
         spec = LaunchGateSpec.model_validate(gobj.get("spec") or {})
     except ValidationError as e:
-        kube.patch_status("launchgates", namespace, name, {"message": f"invalid spec: {validation_message(e)}"})
+        message = f"invalid spec: {validation_message(e)}"
+        if old.get("message") != message:
+            kube.patch_status("launchgates", namespace, name, {"message": message})
         return float(memo.settings.default_gate_interval)
     interval = parse_duration(spec.interval) if spec.interval else memo.settings.default_gate_interval
     variables = {"namespace": namespace, "window": spec.window, **spec.variables}
-    previous = (gobj.get("status") or {}).get("decision")
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        engine.render_gate(spec, variables)
+    except TemplateError as e:
+        m = _ROLLOUT_VARIABLE.search(str(e))
+        if m is not None:
+            status = idle_gate_status(spec, generation, now, m.group(1))
+            if old.get("message") != status["message"] or old.get("decision") is not None \
+                    or old.get("observedGeneration") != generation:
+                kube.patch_status("launchgates", namespace, name, status)
+            return max(float(memo.settings.min_interval), interval)
+    previous = old.get("decision")
     with metrics.time_evaluation("gate"):
         res = engine.evaluate(spec, memo.metrics, variables, max_age=interval / 4)
-    now = datetime.now(UTC).replace(microsecond=0)
     if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier,
                            heartbeat=memo.settings.status_heartbeat) and previous != res.decision \
             and res.decision != "block":  # a block's Event is emitted by publish_gate_status
         kube.event(gobj, "Normal" if res.decision == "allow" else "Warning",
                    {"allow": "GateAllows", "hold": "GateHolds"}[res.decision], res.message)
     return max(float(memo.settings.min_interval), interval)
+
+
+def idle_gate_status(spec: LaunchGateSpec, generation: int | None, now: datetime, variable: str) -> dict[str, Any]:
+    """No decision (the DECISION column stays empty) and a message that says what it waits for."""
+    ts = now.isoformat().replace("+00:00", "Z")
+    message = (f"idle: not used by an active rollout; its queries need ${variable}, which a rollout provides "
+               f"(set spec.variables.{variable} to evaluate it on its own)")
+    return {
+        "decision": None, "passing": None, "blockers": [], "evaluatedAt": ts, "window": spec.window,
+        "observedGeneration": generation, "owners": spec.owners.model_dump(exclude_none=True), "message": message,
+        "conditions": [
+            {"type": "Ready", "status": "False", "reason": "Idle", "message": message, "lastTransitionTime": ts},
+            {"type": "Reconciling", "status": "False", "reason": "Idle", "message": "", "lastTransitionTime": ts},
+            {"type": "Stalled", "status": "False", "reason": "Idle", "message": "", "lastTransitionTime": ts},
+        ],
+    }

@@ -77,3 +77,28 @@ def test_gate_status_is_the_live_contract(world: World) -> None:
     w.prometheus.start()  # same port, same data; the operator is not restarted
     wait_for("recovery", lambda: gate_status(w).get("decision") == "allow", timeout=60)
     assert w.operator is not None and w.operator.starts == 1
+
+
+def test_a_gate_waiting_for_a_rollout_says_idle_and_pages_nobody(world: World) -> None:
+    """Its queries need $canary, which only a rollout provides: no decision, no Event, no notification
+    (a blocker with onMissingData: fail used to block and page its owner while nothing was deployed)."""
+    w = world
+    w.apply({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate", "metadata": {"name": "contract"},
+             "spec": {"window": "5s", "owners": {"reliability": "sre-oncall"},
+                      "blockers": [{"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99},
+                                    "onMissingData": "fail"}]}})
+    w.start_operator()
+    st = wait_for("idle", lambda: (s := gate_status(w)).get("message", "").startswith("idle:") and s, timeout=60)
+    assert "decision" not in st and "$canary" in st["message"] and st["observedGeneration"] == 1
+    assert {c["type"]: c["reason"] for c in st["conditions"]}["Ready"] == "Idle"
+    rv = w.get("launchgates", "contract")["metadata"]["resourceVersion"]
+    threading.Event().wait(3)  # several gate intervals: nothing new to say, nothing written
+    assert w.get("launchgates", "contract")["metadata"]["resourceVersion"] == rv
+    events = kubectl_json(w.kubeconfig, "get", "events", "-n", w.ns,
+                          "--field-selector", "involvedObject.name=contract")["items"]
+    assert not [e for e in events if e["reason"] in ("GateBlocks", "GateHolds")]
+    # Given its own versions, the same gate is evaluated on its own again.
+    w.agent("v9", success_rate=0.995, p95_ms=1000)
+    kubectl(w.kubeconfig, "patch", "launchgates", "contract", "-n", w.ns, "--type=merge", "-p",
+            '{"spec": {"variables": {"canary": "v9"}}}')
+    wait_for("allow", lambda: gate_status(w).get("decision") == "allow", timeout=60)

@@ -3,6 +3,8 @@
 --   not evaluated yet, or status.observedGeneration < metadata.generation   -> Progressing
 --   decision allow with Ready=True (every blocker passes)                    -> Healthy
 --   decision block or hold (the gate is closed)                              -> Suspended
+--   idle: no active rollout uses it and its queries need one (status.message "idle: ...")
+--                                                                            -> Suspended
 -- A closed gate is a gate doing its job, not a broken resource: a gate with no canary to judge
 -- is closed by design (its $canary is unbound, so its queries have no data), and a gate that
 -- blocks a bad canary makes the AgentRollout using it hold and then roll back, which that
@@ -13,6 +15,11 @@ local hs = {}
 local st = obj.status
 if st ~= nil and type(st.message) == "string" and string.sub(st.message, 1, 13) == "invalid spec:" then
   hs.status = "Degraded"
+  hs.message = st.message
+  return hs
+end
+if st ~= nil and type(st.message) == "string" and string.sub(st.message, 1, 5) == "idle:" then
+  hs.status = "Suspended"
   hs.message = st.message
   return hs
 end
