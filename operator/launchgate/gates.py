@@ -509,8 +509,8 @@ def _current(value: float | None, series: float | None) -> QueryResult:
 
 def interpret_trigger(trigger: RollbackTrigger, response: RawResponse) -> TriggerResult:
     """Read the answer to `sustained_trigger_query`: fired only if every step held."""
-    direction, value, ratio = trigger_threshold(trigger)
-    for_, step = trigger_window(trigger)
+    ratio = trigger_threshold(trigger)[2]
+    trigger_window(trigger)  # an invalid trigger raises here, as the query builder does
     if response.error is not None or response.data is None:
         reason = response.error or "query error: empty response"
         return TriggerResult(trigger.name, False, None, None, reason, True)
@@ -527,9 +527,16 @@ def interpret_trigger(trigger: RollbackTrigger, response: RawResponse) -> Trigge
         x = parts.get(name, 0.0)
         return int(x) if math.isfinite(x) else 0
 
-    held, data, steps = count("held_steps"), count("data_steps"), count("steps")
     cur = _current(parts.get("value"), parts.get("series"))
     base = _current(parts.get("baseline"), parts.get("baseline_series")) if ratio is not None else None
+    return _trigger_verdict(trigger, count("held_steps"), count("data_steps"), count("steps"), cur, base)
+
+
+def _trigger_verdict(trigger: RollbackTrigger, held: int, data: int, steps: int, cur: QueryResult,
+                     base: QueryResult | None) -> TriggerResult:
+    """The decision and its reason from the counts and the current values, however they were obtained."""
+    direction, value, ratio = trigger_threshold(trigger)
+    for_, step = trigger_window(trigger)
     v = cur.value if cur.ok else None
     bv = base.value if base is not None and base.ok else None
     fired = steps > 0 and held == steps
@@ -551,3 +558,110 @@ def interpret_trigger(trigger: RollbackTrigger, response: RawResponse) -> Trigge
         gaps = f", data at {data}/{steps}" if data < steps else ""
         reason = f"not sustained: {direction} {limit_text} at {held}/{steps} steps of {step} in {for_}{gaps}; {now}"
     return TriggerResult(trigger.name, fired, v, bv, reason, missing, held, data, steps)
+
+
+# --------------------------------------------------------------------------- triggers from raw series
+#
+# Sharing a trigger between rollouts means asking Prometheus for the trigger query's own series
+# (every identity at once) instead of for the verdict, and computing the verdict here. These
+# functions are that computation; they must agree with `sustained_trigger_query` to the step.
+
+Series = Sequence[tuple[float, float]]
+"""One series' samples as (timestamp in seconds, value)."""
+
+
+def trigger_window_ms(trigger: RollbackTrigger) -> tuple[int, int]:
+    """(for, step) of `trigger_window` in whole milliseconds, Prometheus' time resolution."""
+    for_, step = trigger_window(trigger)
+    return round(parse_duration(for_) * 1000), round(parse_duration(step) * 1000)
+
+
+def trigger_steps(trigger: RollbackTrigger, at_ms: int) -> list[int] | None:
+    """The timestamps (ms) of the subquery's steps when `sustained_trigger_query` runs at `at_ms`.
+
+    Prometheus puts a subquery's steps on absolute multiples of its step. Whether a step exactly
+    `for` before the evaluation time counts changed between versions (2.x: [at-for, at], checked
+    against 2.42; 3.x: (at-for, at]), so when `at_ms` or `at_ms - for` is a multiple of the step the
+    answer depends on the server and this returns None: ask `trigger_eval_time` for a time that
+    does not. Otherwise the steps are the multiples strictly inside (at-for, at), on every version.
+    """
+    for_ms, step_ms = trigger_window_ms(trigger)
+    if for_ms <= 0 or step_ms <= 0 or at_ms % step_ms == 0 or (at_ms - for_ms) % step_ms == 0:
+        return None
+    first = (at_ms - for_ms) // step_ms * step_ms + step_ms
+    return list(range(first, at_ms, step_ms))
+
+
+def trigger_eval_time(trigger: RollbackTrigger, now_ms: int) -> int | None:
+    """The latest time at most 2 ms before `now_ms` for which `trigger_steps` is not ambiguous.
+
+    None for a step under 3 ms (every millisecond could be on a boundary), or an invalid trigger.
+    """
+    try:
+        for_ms, step_ms = trigger_window_ms(trigger)
+    except ValueError:
+        return None
+    if step_ms < 3 or for_ms <= 0:
+        return None
+    return next(t for t in (now_ms, now_ms - 1, now_ms - 2) if t % step_ms and (t - for_ms) % step_ms)
+
+
+def _scalar_at(samples: Sequence[float]) -> float:
+    """scalar() of the values a query returned at one time: its only value, else NaN."""
+    return samples[0] if len(samples) == 1 else math.nan
+
+
+def _steps_of(series: Sequence[Series]) -> dict[int, list[float]]:
+    by_step: dict[int, list[float]] = {}
+    for s in series:
+        for t, v in s:
+            by_step.setdefault(round(t * 1000), []).append(float(v))
+    return by_step
+
+
+def trigger_from_series(
+    trigger: RollbackTrigger,
+    step_times: Sequence[float],
+    canary: Sequence[Series],
+    canary_now: Sequence[float],
+    baseline: Sequence[Series] | None = None,
+    baseline_now: Sequence[float] | None = None,
+) -> TriggerResult:
+    """What `interpret_trigger` says about `sustained_trigger_query` run at time T, computed from
+    the canary and baseline queries' own results, so one query can serve every rollout.
+
+    `step_times` are the subquery's steps at T (`trigger_steps`), in seconds. `canary` is every
+    series the canary query returned over them (a range query at those steps), `canary_now` the
+    value of every series it returned at T (an instant query); `baseline` and `baseline_now` the
+    same for a baselineRatio trigger. Timestamps are matched to the millisecond.
+
+    At each step, like scalar() in the query: no series or several series is NaN. A step has data
+    when the canary (and baseline) value is finite, and held when it also breaches the threshold,
+    computed with the same float operations as Prometheus (threshold, or ratio * baseline).
+    """
+    direction, value, ratio = trigger_threshold(trigger)
+    trigger_window(trigger)
+    if ratio is not None and (baseline is None or baseline_now is None):
+        raise ValueError(f"trigger {trigger.name}: a baselineRatio needs the baseline's series")
+    above = direction == "above"
+    canary_at = _steps_of(canary)
+    baseline_at = _steps_of(baseline) if ratio is not None and baseline is not None else {}
+    held = data = 0
+    for t in step_times:
+        key = round(t * 1000)
+        q = _scalar_at(canary_at.get(key, ()))
+        if ratio is not None:
+            b = _scalar_at(baseline_at.get(key, ()))
+            limit = ratio * b
+        else:
+            b, limit = 0.0, float(value)  # type: ignore[arg-type]
+        if not (math.isfinite(q) and math.isfinite(b)):
+            continue  # (q > bool limit) + 0 * q + 0 * b is NaN: dropped by `>= 0`
+        data += 1
+        held += (q > limit) if above else (q < limit)
+    cur = _current(_scalar_at(canary_now), float(len(canary_now)))
+    base = None
+    if ratio is not None:
+        assert baseline_now is not None
+        base = _current(_scalar_at(baseline_now), float(len(baseline_now)))
+    return _trigger_verdict(trigger, held, data, len(step_times), cur, base)

@@ -18,7 +18,10 @@ from launchgate.gates import (
     from_prometheus,
     interpret_trigger,
     sustained_trigger_query,
+    trigger_eval_time,
+    trigger_from_series,
     trigger_recheck_after,
+    trigger_steps,
     trigger_window,
 )
 from launchgate.models import LaunchGateSpec, RollbackTrigger, Target
@@ -448,3 +451,131 @@ def test_trigger_recheck_after(held: int, steps: int, fired: bool, step: str, ex
     t = trigger(above={"value": 1}, **{"for": "60s"}, step=step)
     r = TriggerResult("t", fired, 2.0, None, "", False, held, held, steps)
     assert trigger_recheck_after(t, r) == expected
+
+
+# --------------------------------------------------------------------------- triggers from raw series
+
+T6 = [float(t) for t in range(1, 7)]  # the steps of a 6s:1s window evaluated at 6.5s
+
+
+def at_steps(*values: float | None, times: list[float] = T6) -> list[tuple[float, float]]:
+    """One series with a sample per step (None: no sample at that step)."""
+    return [(t, v) for t, v in zip(times, values, strict=True) if v is not None]
+
+
+NAN, INF = math.nan, math.inf
+ABOVE_VALUE = trigger(above={"value": 0.5}, **{"for": "6s", "step": "1s"})
+BELOW_VALUE = trigger(below={"value": 0.5}, **{"for": "6s", "step": "1s"})
+BELOW_RATIO = trigger(below={"baselineRatio": 0.5}, **{"for": "6s", "step": "1s"})
+BASE = [at_steps(0.1, 0.1, 0.1, 0.1, 0.1, 0.1)]
+
+
+@pytest.mark.parametrize(
+    ("trig", "canary", "canary_now", "baseline", "baseline_now", "counts", "fired", "missing", "reason"),
+    [
+        pytest.param(RATIO, [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3)], [0.3], BASE, [0.1], (6, 6, 6), True, False,
+                     "above 2x baseline (0.2) for the whole 6s (6/6 steps of 1s); now 0.3, baseline 0.1",
+                     id="held-throughout"),
+        pytest.param(RATIO, [at_steps(0.1, 0.1, 0.3, 0.3, 0.3, 0.3)], [0.3], BASE, [0.1], (4, 6, 6), False, False,
+                     "not sustained: above 2x baseline (0.2) at 4/6 steps of 1s in 6s; now 0.3, baseline 0.1",
+                     id="held-part-way"),
+        pytest.param(RATIO, [at_steps(None, None, 0.3, 0.3, 0.3, 0.3)], [0.3], BASE, [0.1], (4, 4, 6), False, False,
+                     "at 4/6 steps of 1s in 6s, data at 4/6; now 0.3", id="gap-never-holds"),
+        pytest.param(RATIO, [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3), at_steps(None, 0.3, None, None, None, None)],
+                     [0.3], BASE, [0.1], (5, 5, 6), False, False, "data at 5/6", id="two-series-at-a-step-is-nan"),
+        pytest.param(RATIO, [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3), at_steps(None, None, None, None, None, 0.3)],
+                     [0.3, 0.3], BASE, [0.1], (5, 5, 6), False, True,
+                     "now no data (several series (2) where one was expected), baseline 0.1", id="two-series-now"),
+        pytest.param(RATIO, [at_steps(NAN, INF, -INF, 0.3, 0.3, 0.3)], [NAN], BASE, [0.1], (3, 3, 6), False, True,
+                     "data at 3/6; now no data (NaN)", id="non-finite-canary"),
+        pytest.param(RATIO, [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3)], [INF], [at_steps(INF, NAN, 0.1, 0.1, 0.1, 0.1)],
+                     [0.1], (4, 4, 6), False, True, "now no data (+Inf)", id="non-finite-baseline"),
+        pytest.param(RATIO, [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3)], [0.3], [], [], (0, 0, 6), False, True,
+                     "above 2x baseline at 0/6 steps of 1s in 6s, data at 0/6; now 0.3, baseline no data (empty vector)",
+                     id="no-baseline"),
+        pytest.param(RATIO, [], [], BASE, [0.1], (0, 0, 6), False, True,
+                     "data at 0/6; now no data (empty vector), baseline 0.1", id="no-canary"),
+        pytest.param(RATIO, [at_steps(0.2, 0.2, 0.2, 0.2, 0.2, 0.2)], [0.2], BASE, [0.1], (0, 6, 6), False, False,
+                     "at 0/6 steps", id="at-the-limit-is-not-above"),
+        pytest.param(trigger(above={"baselineRatio": 3}, **{"for": "6s", "step": "1s"}),
+                     [at_steps(0.3, 0.3, 0.3, 0.3, 0.3, 0.3)], [0.3], BASE, [0.1], (0, 6, 6), False, False,
+                     "at 0/6 steps", id="float-product-as-prometheus-computes-it"),  # 3 * 0.1 > 0.3
+        pytest.param(RATIO, [at_steps(0.1, 0, 0, 0, 0, 0)], [0.1], [at_steps(0, 0, 0, 0, 0, 0)], [0], (1, 6, 6),
+                     False, False, "above 2x baseline (0) at 1/6", id="zero-baseline"),
+        pytest.param(BELOW_RATIO, [at_steps(0.01, 0.01, 0.01, 0.01, 0.01, 0.01)], [0.01], BASE, [0.1], (6, 6, 6), True,
+                     False, "below 0.5x baseline (0.05) for the whole 6s", id="below-ratio"),
+        pytest.param(ABOVE_VALUE, [at_steps(1, 1, 1, 1, 1, 1)], [1.0], None, None, (6, 6, 6), True, False,
+                     "above 0.5 for the whole 6s (6/6 steps of 1s); now 1", id="above-value"),
+        pytest.param(BELOW_VALUE, [at_steps(1, 0.4, 0.4, 0.5, 0.4, 0.4)], [0.4], None, None, (4, 6, 6), False, False,
+                     "not sustained: below 0.5 at 4/6 steps of 1s in 6s; now 0.4", id="below-value"),
+        pytest.param(ABOVE_VALUE, [at_steps(1, 1, 1, 1, 1, 1) + [(6.5, 1.0), (0.0, 1.0)]], [1.0], None, None,
+                     (6, 6, 6), True, False, "6/6 steps", id="samples-off-the-steps-are-ignored"),
+    ],
+)
+def test_trigger_from_series(trig: RollbackTrigger, canary: Any, canary_now: list[float], baseline: Any,
+                             baseline_now: list[float] | None, counts: tuple[int, int, int], fired: bool,
+                             missing: bool, reason: str) -> None:
+    r = trigger_from_series(trig, T6, canary, canary_now, baseline, baseline_now)
+    assert (r.held_steps, r.data_steps, r.steps) == counts
+    assert r.fired is fired and r.missing is missing
+    assert reason in r.reason, r.reason
+    # ...and it is exactly what interpret_trigger reads from the answer Prometheus gives to
+    # sustained_trigger_query in that situation (no held_steps/data_steps/series series when
+    # there is nothing to count: sum_over_time and count of nothing are empty).
+    answer = {"steps": str(r.steps)}
+    if r.data_steps:
+        answer |= {"held_steps": str(r.held_steps), "data_steps": str(r.data_steps)}
+    answer["value"] = repr(canary_now[0]) if len(canary_now) == 1 else "NaN"
+    if canary_now:
+        answer["series"] = str(len(canary_now))
+    if baseline_now is not None:
+        answer["baseline"] = repr(baseline_now[0]) if len(baseline_now) == 1 else "NaN"
+        if baseline_now:
+            answer["baseline_series"] = str(len(baseline_now))
+    assert interpret_trigger(trig, parts(**answer)) == r
+
+
+def test_trigger_from_series_without_steps_is_missing() -> None:
+    r = trigger_from_series(ABOVE_VALUE, [], [], [1.0])
+    assert not r.fired and r.missing and r.reason == "no evaluation steps in the window"
+
+
+def test_trigger_from_series_ratio_needs_the_baseline() -> None:
+    with pytest.raises(ValueError, match="baseline"):
+        trigger_from_series(RATIO, T6, [], [])
+
+
+@pytest.mark.parametrize(
+    ("for_", "step", "at_ms", "steps"),
+    [
+        ("6s", "1s", 10_437, [5000, 6000, 7000, 8000, 9000, 10000]),
+        ("6s", "1s", 10_001, [5000, 6000, 7000, 8000, 9000, 10000]),
+        ("6s", "1s", 10_999, [5000, 6000, 7000, 8000, 9000, 10000]),
+        ("6s", "1s", 10_000, None),  # on a boundary: 2.x counts 4000 too, 3.x does not
+        ("10s", "3s", 20_001, [12000, 15000, 18000]),
+        ("10s", "3s", 22_000, None),  # at - for = 12000 is on a boundary
+        ("1m", "15s", 1_000_007_500, [999_960_000, 999_975_000, 999_990_000, 1_000_005_000]),
+        ("500ms", "1m", 100_250, [100_000]),  # the step is clamped to `for`: one step
+    ],
+)
+def test_trigger_steps(for_: str, step: str, at_ms: int, steps: list[int] | None) -> None:
+    assert trigger_steps(trigger(above={"value": 1}, **{"for": for_, "step": step}), at_ms) == steps
+
+
+@pytest.mark.parametrize(
+    ("for_", "step", "now_ms", "at_ms"),
+    [
+        ("6s", "1s", 10_437, 10_437),
+        ("6s", "1s", 10_000, 9_999),
+        ("6500ms", "1s", 12_500, 12_499),  # at - for on a boundary
+        ("6500ms", "1s", 13_000, 12_999),
+        ("2501ms", "3ms", 3_000, 2_998),  # 3000 is a boundary, and so is 2999 - 2501
+        ("6s", "2ms", 10_001, None),  # every millisecond could be a boundary
+    ],
+)
+def test_trigger_eval_time(for_: str, step: str, now_ms: int, at_ms: int | None) -> None:
+    t = trigger(above={"value": 1}, **{"for": for_, "step": step})
+    got = trigger_eval_time(t, now_ms)
+    assert got == at_ms
+    if got is not None:
+        assert trigger_steps(t, got) is not None
