@@ -142,10 +142,10 @@ class PrometheusSource:
             params["time"] = f"{at.timestamp():.3f}"
         return params
 
-    def _post(self, promql: str, params: dict[str, Any]) -> Any:
+    def _post(self, promql: str, params: dict[str, Any], path: str = "/api/v1/query") -> Any:
         pc = self._pc
         resp = pc._session.post(
-            f"{self.url}/api/v1/query",
+            f"{self.url}{path}",
             data={"query": promql, **params},
             headers=pc.headers,
             auth=pc.auth,
@@ -156,21 +156,38 @@ class PrometheusSource:
         return resp.json()["data"]["result"]
 
     def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+        # Always a POST body: long URLs are cut by proxies, and re-quoting a URL cost more CPU
+        # than form-encoding a body.
+        return self._ask(promql, self._params(at), "/api/v1/query", matrix=False)
+
+    def query_range_raw(self, promql: str, start: datetime, end: datetime, step: float) -> RawResponse:
+        """A range query's `data` (resultType matrix), evaluated at start, start + step, ... <= end.
+
+        Prometheus does not align start to the step: the caller's times are the evaluation times,
+        to the millisecond. `step` is in seconds, also to the millisecond. Never raises for
+        Prometheus' failures, like query_raw.
+        """
+        step_ms = round(step * 1000)
+        if step_ms <= 0:
+            return RawResponse(error=f"{QUERY_ERROR}: range query step must be at least 1ms")
+        params: dict[str, Any] = {"timeout": f"{self.timeout:g}s", "start": f"{start.timestamp():.3f}",
+                                  "end": f"{end.timestamp():.3f}", "step": f"{step_ms}ms"}
+        return self._ask(promql, params, "/api/v1/query_range", matrix=True)
+
+    def _ask(self, promql: str, params: dict[str, Any], path: str, matrix: bool) -> RawResponse:
         with self._lock:
             self.queries_issued += 1
             metrics.observe_prometheus_queries()
-        params = self._params(at)
         try:
-            # Always a POST body: long URLs are cut by proxies, and re-quoting a URL cost more CPU
-            # than form-encoding a body.
-            result = self._post(promql, params)
+            result = self._post(promql, params, path)
         except PrometheusApiClientException as e:
             return RawResponse(error=_error_from_exception(e))
         except requests.RequestException as e:
             return RawResponse(error=f"{UNREACHABLE}: {_short(e)}")
         except (ValueError, KeyError, TypeError) as e:  # a non-JSON or odd body from a proxy
             return RawResponse(error=f"{QUERY_ERROR}: unexpected response ({e})")
-        return RawResponse(data=_reshape(result))
+        # A range query always answers a matrix; _reshape would call an empty one a vector.
+        return RawResponse(data={"resultType": "matrix", "result": result} if matrix else _reshape(result))
 
     def query(self, promql: str, at: datetime | None = None) -> QueryResult:
         raw = self.query_raw(promql, at)

@@ -682,4 +682,19 @@ def split_vector(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[s
     return out
 
 
-__all__ = ["IDENTITY_VARIABLES", "Shape", "batch_shape", "split_vector"]
+def split_matrix(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[str, ...], dict[str, Any]] | None:
+    """`split_vector` for a range query's `data`: per identity tuple {"resultType": "matrix",
+    "result": [its series]}. None if not a (well-formed) matrix; the samples are not looked at.
+
+    A range query of the batched query evaluates it at every step, so each identity's series are
+    those its own query would have returned at the same steps, as with split_vector.
+    """
+    if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
+        return None
+    parts = split_vector({**data, "resultType": "vector"}, labels)
+    if parts is None:
+        return None
+    return {key: {"resultType": "matrix", "result": part["result"]} for key, part in parts.items()}
+
+
+__all__ = ["IDENTITY_VARIABLES", "Shape", "batch_shape", "split_matrix", "split_vector"]

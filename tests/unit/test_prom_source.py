@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,15 @@ def test_counts_queries_even_when_unreachable() -> None:
     src = PrometheusSource("http://127.0.0.1:9", timeout=2, retries=0)
     r = src.query("up")
     assert r.missing is not None and r.missing.startswith("prometheus unreachable: ")
+    assert src.queries_issued == 1
+
+
+def test_range_queries_are_counted_and_never_raise() -> None:
+    src = PrometheusSource("http://127.0.0.1:9", timeout=2, retries=0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    r = src.query_range_raw("up", start, start + timedelta(seconds=5), 1.0)
+    assert r.data is None and r.error is not None and r.error.startswith("prometheus unreachable: ")
+    assert src.query_range_raw("up", start, start, 0.0001).error == "query error: range query step must be at least 1ms"
     assert src.queries_issued == 1
 
 

@@ -16,7 +16,7 @@ import yaml
 
 from launchgate import bench
 from launchgate.gates import from_prometheus
-from launchgate.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_vector
+from launchgate.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
 from test_promql import PAYLOADS as RENDER_PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -453,6 +453,23 @@ def test_split_vector(data: dict[str, Any], labels: tuple[str, ...], expected: d
 )
 def test_split_vector_refuses_anything_but_a_vector(data: dict[str, Any]) -> None:
     assert split_vector(data, ("version",)) is None
+
+
+def test_split_matrix() -> None:
+    def series(version: str, *values: float, **labels: str) -> dict[str, Any]:
+        return {"metric": {"namespace": "a", "version": version, **labels},
+                "values": [[1700000000.0 + i, repr(v)] for i, v in enumerate(values)]}
+
+    data = {"resultType": "matrix", "result": [series("v1", 1, 2), series("v2", 3, outcome="x"),
+                                               series("v2", 4, outcome="y"), {"metric": {}, "values": []}]}
+    split = split_matrix(data, NV)
+    assert split is not None
+    assert {k: [[float(x) for _, x in s["values"]] for s in v["result"]] for k, v in split.items()} == \
+        {("a", "v1"): [[1, 2]], ("a", "v2"): [[3], [4]], ("", ""): [[]]}
+    assert all(v["resultType"] == "matrix" for v in split.values())
+    assert split_matrix({"resultType": "matrix", "result": []}, NV) == {}
+    for bad in ({"resultType": "vector", "result": []}, {"resultType": "matrix", "result": ["x"]}, {}):
+        assert split_matrix(bad, NV) is None
 
 
 def test_split_feeds_from_prometheus_with_the_one_number_rule() -> None:
