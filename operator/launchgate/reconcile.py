@@ -279,7 +279,8 @@ class Reconciler:
                                     notifier=self.notifier, heartbeat=self.settings.status_heartbeat)
             for trig in phase.rollback_triggers:
                 try:
-                    triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_})
+                    triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_},
+                                                                  max_age=parse_duration(spec.interval) / 4)
                     soon = trigger_recheck_after(trig, triggers[trig.name])
                     if soon is not None:
                         recheck = soon if recheck is None else min(recheck, soon)

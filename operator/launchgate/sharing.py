@@ -10,6 +10,13 @@ The price is freshness: a rollout may be judged on an answer up to `max_age` old
 against gate windows of minutes), which is the same as having been evaluated that much earlier.
 A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a failed
 batched query (e.g. Prometheus' sample limit) falls back to one query per rollout, as before.
+
+Rollback triggers are shared the same way, one level down: instead of each rollout's
+`sustained_trigger_query` (which compares its canary with its baseline inside Prometheus), the
+trigger query's batched shape is asked for every identity at once, as a range query over the
+subquery's steps plus an instant query at the evaluation time, and `gates.trigger_from_series`
+computes each rollout's verdict from its canary's and baseline's series. The evaluation time is
+chosen off the step boundaries, where Prometheus versions disagree about the window's first step.
 """
 
 from __future__ import annotations
@@ -18,15 +25,31 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from .gates import QueryResult, RawResponse, from_prometheus
+from .gates import (
+    QueryResult,
+    RawResponse,
+    Series,
+    TriggerResult,
+    from_prometheus,
+    interpret_trigger,
+    sustained_trigger_query,
+    trigger_eval_time,
+    trigger_from_series,
+    trigger_needs_baseline,
+    trigger_steps,
+    trigger_window_ms,
+)
+from .models import RollbackTrigger
 from .prom import MetricsSource
-from .promql import render
-from .promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_vector
+from .promql import TemplateError, render
+from .promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
 
 _EMPTY: dict[str, Any] = {"resultType": "vector", "result": []}
+# Prometheus refuses range queries of more points per series than this.
+MAX_RANGE_POINTS = 11_000
 
 
 @dataclass
@@ -34,6 +57,29 @@ class _Answer:
     at: float
     series: dict[tuple[str, ...], dict[str, Any]] | None
     """None: the batched query failed; callers ask per rollout until the next attempt."""
+
+
+@dataclass
+class _Window:
+    """Every identity's data for one trigger window, all evaluated at one time."""
+
+    at: float
+    steps: list[float]
+    over: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], list[Series]]] | None
+    """Per batched query and identity: its series at the steps. None: a query failed."""
+    now: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], list[float]]]
+    """Per batched query and identity: its values at the evaluation time."""
+
+
+@dataclass(frozen=True)
+class _TriggerPlan:
+    canary: Shape
+    baseline: Shape | None
+    key: tuple[Any, ...]
+
+
+class _Malformed(Exception):
+    pass
 
 
 class SharedQueries:
@@ -44,10 +90,13 @@ class SharedQueries:
     """
 
     def __init__(self, source: MetricsSource, max_age: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time) -> None:
         self.source = source
         self.max_age = max_age
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._windows: dict[tuple[Any, ...], _Window] = {}
+        self._window_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._shapes: dict[tuple[Any, ...], Shape | None] = {}
         self._answers: dict[str, _Answer] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -99,6 +148,162 @@ class SharedQueries:
             answer = _Answer(at, series)
             self._answers[shape.query] = answer
             return answer
+
+    # ------------------------------------------------------------------ rollback triggers
+
+    def query_trigger(self, trigger: RollbackTrigger, canary_template: str, baseline_template: str | None,
+                      variables_canary: Mapping[str, str], variables_stable: Mapping[str, str],
+                      max_age: float | None = None) -> TriggerResult:
+        """`interpret_trigger(sustained_trigger_query(...))` for one rollout, from data shared with
+        every rollout whose trigger has the same shape, at most `max_age` (capped at the source's)
+        seconds old. The variables are bound per side as for rendering ($version = canary / stable).
+
+        The answer is the rollout's own query's at the shared data's evaluation time, this process'
+        wall clock when it was fetched (moved back by at most 2 ms off a step boundary), where the
+        own query would use Prometheus' clock.
+
+        Falls back to the rollout's own query when the templates are not batchable, the source
+        cannot run range queries, the window has too many steps, or a shared query failed.
+        """
+        age = self.max_age if max_age is None else min(self.max_age, max_age)
+        plan = self._trigger_plan(trigger, canary_template, baseline_template, variables_canary,
+                                  variables_stable) if age > 0 else None
+        if plan is None:
+            return self._trigger_alone(trigger, canary_template, baseline_template, variables_canary,
+                                       variables_stable)
+        window = self._window(trigger, plan, age)
+        if window.over is None:
+            return self._trigger_alone(trigger, canary_template, baseline_template, variables_canary,
+                                       variables_stable)
+        c = (plan.canary.query, plan.canary.labels)
+        c_key = plan.canary.key(variables_canary)
+        if plan.baseline is None:
+            return trigger_from_series(trigger, window.steps, window.over[c].get(c_key, []),
+                                       window.now[c].get(c_key, []))
+        b = (plan.baseline.query, plan.baseline.labels)
+        b_key = plan.baseline.key(variables_stable)
+        return trigger_from_series(trigger, window.steps, window.over[c].get(c_key, []),
+                                   window.now[c].get(c_key, []), window.over[b].get(b_key, []),
+                                   window.now[b].get(b_key, []))
+
+    def _trigger_alone(self, trigger: RollbackTrigger, canary_template: str, baseline_template: str | None,
+                       variables_canary: Mapping[str, str], variables_stable: Mapping[str, str]) -> TriggerResult:
+        """Today's one query per rollout and trigger."""
+        try:
+            canary = render(canary_template, variables_canary)
+            baseline = render(baseline_template, variables_stable) if baseline_template is not None else None
+            promql = sustained_trigger_query(trigger, canary, baseline)
+        except (TemplateError, ValueError) as e:
+            return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
+        return interpret_trigger(trigger, self.source.query_raw(promql))
+
+    def _trigger_plan(self, trigger: RollbackTrigger, canary_template: str, baseline_template: str | None,
+                      variables_canary: Mapping[str, str],
+                      variables_stable: Mapping[str, str]) -> _TriggerPlan | None:
+        if getattr(self.source, "query_range_raw", None) is None:
+            return None
+        try:
+            ratio = trigger_needs_baseline(trigger)
+            for_ms, step_ms = trigger_window_ms(trigger)
+        except ValueError:
+            return None
+        # trigger_eval_time needs a step of 3ms or more to find a time off the boundaries.
+        if step_ms < 3 or for_ms // step_ms + 1 > MAX_RANGE_POINTS:
+            return None
+        if ratio and baseline_template is None:
+            return None
+        canary = self._shape(canary_template, variables_canary)
+        baseline = self._shape(baseline_template, variables_stable) if ratio and baseline_template else None
+        if canary is None or (ratio and baseline is None):
+            return None
+        # The canary and baseline sides of one template are the same query, asked once.
+        queries = tuple(dict.fromkeys((s.query, s.labels) for s in (canary, baseline) if s is not None))
+        return _TriggerPlan(canary, baseline, (queries, for_ms, step_ms))
+
+    def _window(self, trigger: RollbackTrigger, plan: _TriggerPlan, age: float) -> _Window:
+        window = self._windows.get(plan.key)
+        if window is not None and self._clock() - window.at <= age:
+            return window
+        with self._guard:
+            lock = self._window_locks.setdefault(plan.key, threading.Lock())
+        with lock:
+            window = self._windows.get(plan.key)
+            if window is not None and self._clock() - window.at <= age:
+                return window  # another thread asked while this one waited
+            window = self._fetch_window(trigger, plan)
+            self._windows[plan.key] = window
+            return window
+
+    def _fetch_window(self, trigger: RollbackTrigger, plan: _TriggerPlan) -> _Window:
+        """Both queries of every shape in the plan, at one evaluation time off the step boundaries."""
+        fetched = self._clock()
+        queries, _, step_ms = plan.key
+        at_ms = trigger_eval_time(trigger, round(self._wall_clock() * 1000))
+        steps = trigger_steps(trigger, at_ms) if at_ms is not None else None
+        if at_ms is None or not steps:
+            return _Window(fetched, [], None, {})
+        step_set = set(steps)
+        over: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], list[Series]]] = {}
+        now: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], list[float]]] = {}
+        range_raw = self.source.query_range_raw  # type: ignore[attr-defined]
+        try:
+            for query, labels in queries:
+                ranged: RawResponse = range_raw(query, _utc(steps[0]), _utc(steps[-1]), step_ms / 1000)
+                self.batched_queries += 1
+                over[(query, labels)] = _matrix_by_identity(ranged, labels, step_set)
+                instant = self.source.query_raw(query, _utc(at_ms))
+                self.batched_queries += 1
+                now[(query, labels)] = _vector_by_identity(instant, labels, at_ms)
+        except _Malformed:
+            return _Window(fetched, [], None, {})
+        return _Window(fetched, [t / 1000 for t in steps], over, now)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _matrix_by_identity(raw: RawResponse, labels: tuple[str, ...],
+                        steps: set[int]) -> dict[tuple[str, ...], list[Series]]:
+    """Each identity's series as (t, value) lists; _Malformed for anything the per-rollout query
+    would not have been judged on the same way (errors, native histograms, samples off the steps)."""
+    parts = split_matrix(raw.data, labels) if raw.error is None and raw.data is not None else None
+    if parts is None:
+        raise _Malformed(raw.error)
+    out: dict[tuple[str, ...], list[Series]] = {}
+    try:
+        for key, part in parts.items():
+            series_list: list[Series] = []
+            for series in part["result"]:
+                if "histograms" in series:
+                    raise _Malformed("native histogram samples")
+                samples = [(float(t), float(v)) for t, v in series["values"]]
+                if any(round(t * 1000) not in steps for t, _ in samples):
+                    raise _Malformed("a sample off the subquery's steps")
+                series_list.append(samples)
+            out[key] = series_list
+    except (KeyError, TypeError, ValueError) as e:
+        raise _Malformed(str(e)) from None
+    return out
+
+
+def _vector_by_identity(raw: RawResponse, labels: tuple[str, ...], at_ms: int) -> dict[tuple[str, ...], list[float]]:
+    parts = split_vector(raw.data, labels) if raw.error is None and raw.data is not None else None
+    if parts is None:
+        raise _Malformed(raw.error)
+    out: dict[tuple[str, ...], list[float]] = {}
+    try:
+        for key, part in parts.items():
+            values = []
+            for series in part["result"]:
+                t, v = series["value"]
+                if round(float(t) * 1000) != at_ms:
+                    raise _Malformed("a sample at another time")
+                values.append(float(v))
+            out[key] = values
+    except (KeyError, TypeError, ValueError) as e:
+        raise _Malformed(str(e)) from None
+    return out
 
 
 __all__ = ["SharedQueries"]

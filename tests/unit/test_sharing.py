@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from launchgate import engine
 from launchgate.gates import QueryResult, RawResponse, from_prometheus
+from launchgate.models import RollbackTrigger
 from launchgate.sharing import SharedQueries
 
 TEMPLATE = 'sum(rate(jobs_total{namespace="$namespace",version="$canary",outcome="ok"}[$window]))'
@@ -104,3 +109,204 @@ def test_concurrent_askers_of_an_expired_shape_wait_for_one_query() -> None:
         t.join()
     assert results == {i: float(i) for i in range(20)}
     assert len(prom.asked) == 1
+
+
+# --------------------------------------------------------------------------- rollback triggers
+
+ERRORS = 'sum(rate(jobs_total{namespace="$namespace",version="$version",outcome="error"}[$window]))'
+RATIO = RollbackTrigger.model_validate({"name": "errors", "query": ERRORS, "above": {"baselineRatio": 2},
+                                        "for": "6s", "step": "1s"})
+
+
+def const(*values: float) -> Callable[[int], list[float]]:
+    """An identity whose query returns these values (one series each) at every time."""
+    return lambda _t_ms: list(values)
+
+
+class TriggerProm:
+    """Answers batched range and instant queries from per-(namespace, version) values over time;
+    a per-rollout sustained query gets a recognisable error. Records every query."""
+
+    def __init__(self, values: dict[tuple[str, str], Callable[[int], list[float]]], fail_range: bool = False,
+                 histograms: bool = False) -> None:
+        self.values, self.fail_range, self.histograms = values, fail_range, histograms
+        self.asked: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+
+    def _series(self, t_ms: int) -> list[tuple[dict[str, str], float]]:
+        return [({"namespace": ns, "version": v, "i": str(i)}, x)
+                for (ns, v), f in self.values.items() for i, x in enumerate(f(t_ms))]
+
+    def query_range_raw(self, promql: str, start: datetime, end: datetime, step: float) -> RawResponse:
+        with self._lock:
+            self.asked.append(("range", promql, start.timestamp(), end.timestamp(), step))
+        if self.fail_range:
+            return RawResponse(error="query error: query processing would load too many samples")
+        first, last, every = round(start.timestamp() * 1000), round(end.timestamp() * 1000), round(step * 1000)
+        by_labels: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for t in range(first, last + 1, every):
+            for metric, x in self._series(t):
+                series = by_labels.setdefault(tuple(sorted(metric.items())), {"metric": metric, "values": []})
+                series["values"].append([t / 1000, repr(x)])
+        result = list(by_labels.values())
+        if self.histograms and result:
+            result[0] = {"metric": result[0]["metric"], "histograms": [[first / 1000, {"count": "1"}]]}
+        return RawResponse(data={"resultType": "matrix", "result": result})
+
+    def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+        with self._lock:
+            self.asked.append(("instant", promql, at.timestamp() if at else None))
+        if "launchgate_part" in promql:
+            return RawResponse(error="query error: asked alone")
+        assert at is not None
+        t = round(at.timestamp() * 1000)
+        return RawResponse(data={"resultType": "vector", "result": [
+            {"metric": metric, "value": [t / 1000, repr(x)]} for metric, x in self._series(t)]})
+
+    def query(self, promql: str, at: datetime | None = None) -> QueryResult:
+        raw = self.query_raw(promql, at)
+        return QueryResult.unavailable(raw.error) if raw.error else from_prometheus(raw.data)
+
+    def kinds(self) -> list[str]:
+        return [a[0] if "launchgate_part" not in a[1] else "alone" for a in self.asked]
+
+
+class PlainProm(TriggerProm):
+    """A source that cannot run range queries."""
+
+    query_range_raw = None  # type: ignore[assignment]
+
+
+def rollout(canary: str, stable: str = "v0", ns: str = "a") -> dict[str, str]:
+    return {"namespace": ns, "rollout": "r", "canary": canary, "stable": stable, "window": "6s"}
+
+
+def fleet() -> TriggerProm:
+    # v-bad breaches 2x the baseline (0.1) throughout; v-late only from t = 998s on
+    return TriggerProm({("a", "v0"): const(0.1), ("a", "v-bad"): const(0.3), ("a", "v-good"): const(0.15),
+                        ("a", "v-two"): const(0.3, 0.3), ("a", "v-late"): lambda t: [0.3 if t >= 998_000 else 0.1]})
+
+
+def test_rollouts_share_one_trigger_window() -> None:
+    prom, clock = fleet(), Clock()
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
+    results = {v: engine.evaluate_trigger(RATIO, shared, rollout(v))
+               for v in ("v-bad", "v-good", "v-late", "v-two", "v-none")}
+    # One range query over the subquery's steps and one instant query at the evaluation time, for
+    # every rollout and both sides (canary and baseline share the template).
+    assert prom.kinds() == ["range", "instant"]
+    assert prom.asked[0][2:] == (995.0, 1000.0, 1.0) and prom.asked[1][2] == 1000.5
+    assert "by (namespace, version)" in prom.asked[0][1] and prom.asked[0][1] == prom.asked[1][1]
+    assert shared.batched_queries == 2
+    bad, good, late, two, none = results.values()
+    assert bad.fired and (bad.held_steps, bad.data_steps, bad.steps) == (6, 6, 6)
+    assert bad.value == 0.3 and bad.baseline_value == 0.1 and not bad.missing
+    assert not good.fired and (good.held_steps, good.data_steps) == (0, 6)
+    assert not late.fired and (late.held_steps, late.data_steps) == (3, 6)
+    assert two.missing and two.data_steps == 0 and "several series (2)" in two.reason
+    assert none.missing and none.data_steps == 0 and "now no data (empty vector)" in none.reason
+    # A rollout whose stable version has no data has no baseline at any step.
+    no_base = engine.evaluate_trigger(RATIO, shared, rollout("v-bad", stable="v-gone"))
+    assert no_base.missing and no_base.data_steps == 0 and "baseline no data" in no_base.reason
+    assert len(prom.asked) == 2
+
+
+def test_a_shared_window_is_asked_again_when_too_old() -> None:
+    prom, clock = fleet(), Clock()
+    wall = [1000.5]
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: wall[0])
+    shared.query_trigger(RATIO, ERRORS, ERRORS, rollout("v-bad") | {"version": "v-bad"},
+                         rollout("v-bad") | {"version": "v0"})
+    clock.t += 4.0
+    wall[0] += 4.0
+    engine.evaluate_trigger(RATIO, shared, rollout("v-good"), max_age=30.0)  # capped at the source's 5s
+    assert len(prom.asked) == 2
+    engine.evaluate_trigger(RATIO, shared, rollout("v-good"), max_age=2.0)  # a short interval: fresher
+    assert len(prom.asked) == 4 and prom.asked[3][2] == 1004.5
+    clock.t += 5.1
+    engine.evaluate_trigger(RATIO, shared, rollout("v-good"))
+    assert len(prom.asked) == 6
+
+
+def test_the_evaluation_time_avoids_step_boundaries() -> None:
+    """On a boundary Prometheus 2.x and 3.x disagree about the first step; a millisecond earlier
+    they agree."""
+    prom = fleet()
+    shared = SharedQueries(prom, wall_clock=lambda: 1000.0)
+    r = engine.evaluate_trigger(RATIO, shared, rollout("v-bad"))
+    assert prom.asked[0][2:] == (994.0, 999.0, 1.0) and prom.asked[1][2] == pytest.approx(999.999)
+    assert r.fired and r.steps == 6
+
+
+def test_a_baseline_query_of_its_own_is_asked_at_the_same_time() -> None:
+    prom = fleet()
+    own = RATIO.model_copy(update={"baseline_query": ERRORS.replace("$window", "1m")})
+    shared = SharedQueries(prom, wall_clock=lambda: 1000.5)
+    assert engine.evaluate_trigger(own, shared, rollout("v-bad")).fired
+    assert not engine.evaluate_trigger(own, shared, rollout("v-good")).fired
+    assert prom.kinds() == ["range", "instant", "range", "instant"]
+    assert {a[1] for a in prom.asked[:2]} != {a[1] for a in prom.asked[2:]}
+    assert prom.asked[0][2:] == prom.asked[2][2:] and prom.asked[1][2] == prom.asked[3][2]
+
+
+def test_a_value_trigger_shares_without_a_baseline() -> None:
+    prom = fleet()
+    value = RollbackTrigger.model_validate({"name": "abs", "query": ERRORS, "below": {"value": 0.2},
+                                            "for": "6s", "step": "1s"})
+    shared = SharedQueries(prom, wall_clock=lambda: 1000.5)
+    assert engine.evaluate_trigger(value, shared, rollout("v-good")).fired
+    assert not engine.evaluate_trigger(value, shared, rollout("v-bad", stable="")).fired  # no stable needed
+    assert prom.kinds() == ["range", "instant"]
+
+
+@pytest.mark.parametrize(
+    ("case", "kinds"),
+    [
+        ("explicit time", ["alone"]),
+        ("unbatchable template", ["alone"]),
+        ("no range queries", ["alone"]),
+        ("sharing disabled", ["alone"]),
+        ("too many steps", ["alone"]),
+        # a failed window is remembered for max_age: one attempt, then each rollout on its own
+        ("range query fails", ["range", "alone", "alone"]),
+        ("native histograms", ["range", "alone", "alone"]),
+    ],
+)
+def test_trigger_fallbacks_ask_per_rollout(case: str, kinds: list[str]) -> None:
+    prom: TriggerProm = PlainProm({}) if case == "no range queries" else \
+        TriggerProm({("a", "v-bad"): const(0.3)}, fail_range=case == "range query fails",
+                    histograms=case == "native histograms")
+    shared = SharedQueries(prom, max_age=0 if case == "sharing disabled" else 5.0, wall_clock=lambda: 1000.5)
+    trig = RATIO
+    if case == "unbatchable template":
+        trig = RATIO.model_copy(update={"query": ERRORS + " or vector(0)"})
+    if case == "too many steps":
+        trig = RATIO.model_copy(update={"for_": "4h"})
+    at = datetime(2026, 1, 1, tzinfo=UTC) if case == "explicit time" else None
+    for canary in ("v-bad", "v-other")[: 1 if len(kinds) == 1 else 2]:
+        r = engine.evaluate_trigger(trig, shared, rollout(canary), at=at)
+        assert r.missing and r.reason == "query error: asked alone", r
+    assert prom.kinds() == kinds
+
+
+def test_concurrent_askers_of_an_expired_window_wait_for_one_fetch() -> None:
+    prom = TriggerProm({("a", f"v{i}"): const(0.1 * i) for i in range(20)})
+    shared = SharedQueries(prom, max_age=5.0, wall_clock=lambda: 1000.5)
+    results: dict[int, Any] = {}
+
+    def ask(i: int) -> None:
+        results[i] = engine.evaluate_trigger(RATIO, shared, rollout(f"v{i}", stable="v1"))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert prom.kinds() == ["range", "instant"]
+    assert sorted(i for i, r in results.items() if r.fired) == list(range(3, 20))
+
+
+def test_plain_sources_still_get_one_query_per_trigger() -> None:
+    prom = fleet()
+    r = engine.evaluate_trigger(RATIO, prom, rollout("v-bad"))
+    assert r.reason == "query error: asked alone" and prom.kinds() == ["alone"]

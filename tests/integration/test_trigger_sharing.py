@@ -1,0 +1,212 @@
+"""Shared rollback triggers against a real Prometheus: each rollout's verdict from the shared data
+equals its own `sustained_trigger_query` at the same evaluation time.
+
+Synthetic agents are scraped every second: a stable version with 2% errors, a canary bad for the
+whole window (10% errors), one that turns bad part-way through the window, one that stays good,
+one without traffic (0/0 = NaN), one that starts part-way (gaps), and versions with no agent. Rollouts pair them; for every rollout and trigger the shared
+path (`SharedQueries.query_trigger`, via `engine.evaluate_trigger`) and the plain path (one
+`sustained_trigger_query` through a PrometheusSource) are evaluated at the same time, in the past
+so that every scrape has landed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from launchgate import devenv, engine
+from launchgate.gates import TriggerResult, trigger_eval_time, trigger_steps
+from launchgate.models import RollbackTrigger
+from launchgate.prom import PrometheusSource
+from launchgate.sharing import SharedQueries
+from launchgate.synthetic import SyntheticAgent
+
+FOR, STEP = "6s", "1s"
+AGENTS: dict[str, dict[str, float]] = {"stable": {"success_rate": 0.98}, "bad": {"success_rate": 0.90},
+                                        "partial": {"success_rate": 0.995}, "good": {"success_rate": 0.995},
+                                        "idle": {"rps": 0}}
+V = 'namespace="$namespace",version="$version"'
+ERRORS = (f'sum(rate(agent_jobs_total{{{V},outcome!="success"}}[2s])) / sum(rate(agent_jobs_total{{{V}}}[2s]))')
+
+
+def trig(name: str, query: str = ERRORS, **kw: Any) -> RollbackTrigger:
+    return RollbackTrigger.model_validate({"name": name, "query": query, "for": FOR, "step": STEP, **kw})
+
+
+TRIGGERS = [
+    trig("ratio", above={"baselineRatio": 2}),
+    # a baseline query of another shape: two shared windows' worth of queries, still one set for all
+    trig("ratio-own-baseline", above={"baselineRatio": 2},
+         baselineQuery=ERRORS.replace("[2s]", "[3s]")),
+    trig("value", above={"value": 0.05}),
+    trig("below", query=f'sum(rate(agent_jobs_total{{{V},outcome="success"}}[2s])) / '
+                        f"sum(rate(agent_jobs_total{{{V}}}[2s]))", below={"value": 0.95}),
+    # no aggregation: two series (success, error) per version, so NaN at every step
+    trig("several", query=f"rate(agent_jobs_total{{{V}}}[2s])", above={"value": 0}),
+]
+
+# (canary, stable): what each rollout pairs
+ROLLOUTS = [("bad", "stable"), ("partial", "stable"), ("good", "stable"), ("idle", "stable"), ("late", "stable"),
+            ("none", "stable"), ("bad", "none")]
+
+
+@dataclass
+class Fleet:
+    prometheus: devenv.PrometheusServer
+    namespace: str
+    agents: dict[str, SyntheticAgent]
+    turned_bad_at: float
+
+    def variables(self, canary: str, stable: str) -> dict[str, str]:
+        return {"namespace": self.namespace, "rollout": f"r-{canary}", "canary": canary, "stable": stable,
+                "window": FOR}
+
+
+def _poll(what: str, check: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def fleet(prometheus: devenv.PrometheusServer) -> Iterator[Fleet]:
+    namespace = f"trig-{uuid.uuid4().hex[:8]}"
+    agents: dict[str, SyntheticAgent] = {}
+    try:
+        def start(version: str, **rates: float) -> None:
+            agents[version] = SyntheticAgent(version, namespace=namespace, **rates).start()
+            prometheus.add_target(f"{namespace}-{version}", agents[version].address)
+
+        for version, rates in AGENTS.items():
+            start(version, **rates)
+
+        def history(seconds: int) -> bool:
+            rows = prometheus.query(f'count_over_time(agent_jobs_total{{namespace="{namespace}",'
+                                    f'outcome="success"}}[{seconds}s])')
+            return len(rows) == len(AGENTS) and all(float(r["value"][1]) >= seconds - 1 for r in rows)
+
+        _poll("the agents with twelve seconds of history", lambda: history(12))
+        # "late" has been scraped once when "partial" turns bad: a few seconds later, its window
+        # has data at some steps only.
+        start("late", success_rate=0.90)
+        _poll("the late agent's first scrape", lambda: prometheus.query(
+            f'agent_jobs_total{{namespace="{namespace}",version="late"}}'))
+        agents["partial"].set(success_rate=0.90)
+        turned = time.time()
+        yield Fleet(prometheus, namespace, agents, turned)
+    finally:
+        for version, agent in agents.items():
+            prometheus.remove_target(f"{namespace}-{version}")
+            agent.stop()
+
+
+def _wait_until(t: float) -> None:
+    while time.time() < t:
+        time.sleep(min(0.2, max(0.0, t - time.time())))
+
+
+def _normalised(reason: str) -> str:
+    """The reason with its numbers blurred: values may differ in the last bits (Prometheus sums a
+    group's series in whichever order it holds them), the wording must not."""
+    return re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "#", reason)
+
+
+def _same(shared: TriggerResult, plain: TriggerResult) -> None:
+    assert (shared.name, shared.fired, shared.missing, shared.held_steps, shared.data_steps, shared.steps) == \
+        (plain.name, plain.fired, plain.missing, plain.held_steps, plain.data_steps, plain.steps), (shared, plain)
+    for a, b in ((shared.value, plain.value), (shared.baseline_value, plain.baseline_value)):
+        assert (a is None) == (b is None), (shared, plain)
+        if a is not None and b is not None:
+            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (shared, plain)
+    assert _normalised(shared.reason) == _normalised(plain.reason), (shared.reason, plain.reason)
+
+
+def test_subquery_steps_are_what_trigger_steps_says(prometheus: devenv.PrometheusServer) -> None:
+    """Prometheus puts subquery steps on multiples of the step; off the boundaries, exactly those."""
+    source = PrometheusSource(prometheus.url)
+    try:
+        whole = int(time.time()) - 5
+        t = trig("probe", above={"value": 1})
+        for at_ms in (whole * 1000 + 437, whole * 1000 + 999, whole * 1000 + 1):
+            raw = source.query_raw(f"vector(time())[{FOR}:{STEP}]", datetime.fromtimestamp(at_ms / 1000, UTC))
+            assert raw.data is not None and raw.data["resultType"] == "matrix", raw
+            got = [round(float(ts) * 1000) for ts, _ in raw.data["result"][0]["values"]]
+            assert got == trigger_steps(t, at_ms), at_ms
+        # On a boundary the count depends on the version (2.x includes at-for, 3.x does not), which is
+        # why the shared path never evaluates there.
+        raw = source.query_raw(f"count_over_time(vector(1)[{FOR}:{STEP}])", datetime.fromtimestamp(whole, UTC))
+        assert raw.data is not None and raw.data["result"][0]["value"][1] in ("6", "7")
+        assert trigger_steps(t, whole * 1000) is None
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("delay", [3.5, 9.5], ids=["part-way", "later"])
+def test_shared_verdicts_equal_each_rollouts_own_query(fleet: Fleet, delay: float) -> None:
+    """Part-way: the partial canary breached for about half the window; later: for all of it."""
+    # An evaluation time off the step boundaries, with its scrapes (and the 2s rates) complete.
+    when = math.floor(fleet.turned_bad_at + delay) + 0.437
+    _wait_until(when + 2.5)
+    at_ms = trigger_eval_time(TRIGGERS[0], round(when * 1000))
+    assert at_ms == round(when * 1000)
+    at = datetime.fromtimestamp(at_ms / 1000, UTC)
+
+    plain = PrometheusSource(fleet.prometheus.url)
+    backend = PrometheusSource(fleet.prometheus.url)
+    shared = SharedQueries(backend, max_age=60.0, wall_clock=lambda: when)
+    try:
+        seen: dict[tuple[str, str], TriggerResult] = {}
+        for trigger in TRIGGERS:
+            for canary, stable in ROLLOUTS:
+                variables = fleet.variables(canary, stable)
+                mine = engine.evaluate_trigger(trigger, shared, variables, max_age=30.0)
+                own = engine.evaluate_trigger(trigger, plain, variables, at=at)
+                _same(mine, own)
+                seen[(trigger.name, canary + "/" + stable)] = mine
+        # Each shared window was asked once for all rollouts, a range and an instant query per
+        # shape in it: "value" reuses "ratio"'s window (same query, for and step), and the
+        # trigger with a baseline query of its own needs two shapes at one time: 2 + 4 + 2 + 2.
+        assert shared.batched_queries == 10
+        assert backend.queries_issued == shared.batched_queries
+        assert plain.queries_issued == len(TRIGGERS) * len(ROLLOUTS)
+    finally:
+        plain.close()
+        backend.close()
+
+    # The cases the comparison is meant to cover really occurred.
+    steps = len(trigger_steps(TRIGGERS[0], at_ms) or [])
+    bad = seen[("ratio", "bad/stable")]
+    assert bad.fired and bad.held_steps == bad.data_steps == bad.steps == steps
+    partial = seen[("ratio", "partial/stable")]
+    if delay < 5:
+        assert not partial.fired and 0 < partial.held_steps < partial.steps, partial
+    else:
+        assert partial.fired, partial
+    late = seen[("ratio", "late/stable")]
+    if delay < 5:
+        assert 0 < late.data_steps < late.steps, late
+    else:
+        assert late.fired, late
+    idle = seen[("ratio", "idle/stable")]
+    assert idle.data_steps == 0 and "now no data (NaN)" in idle.reason, idle
+    good = seen[("ratio", "good/stable")]
+    assert not good.fired and good.held_steps == 0 and good.data_steps == steps
+    for name in ("none/stable", "bad/none"):
+        r = seen[("ratio", name)]
+        assert not r.fired and r.missing and r.data_steps == 0 and r.steps == steps, r
+    several = seen[("several", "bad/stable")]
+    assert several.missing and several.data_steps == 0 and "several series (2)" in several.reason
+    assert seen[("below", "bad/stable")].fired and not seen[("below", "good/stable")].fired
