@@ -98,8 +98,10 @@ class SharedQueries:
         self._windows: dict[tuple[Any, ...], _Window] = {}
         self._window_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._shapes: dict[tuple[Any, ...], Shape | None] = {}
-        self._answers: dict[str, _Answer] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        # By query and identity labels: one query text can be split by different labels (a plain
+        # selector keeps none of its identity matchers in the text).
+        self._answers: dict[tuple[str, tuple[str, ...]], _Answer] = {}
+        self._locks: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._guard = threading.Lock()
         self.batched_queries = 0
 
@@ -132,13 +134,14 @@ class SharedQueries:
         return self._shapes[key]
 
     def _answer(self, shape: Shape, age: float) -> _Answer:
-        answer = self._answers.get(shape.query)
+        key = (shape.query, shape.labels)
+        answer = self._answers.get(key)
         if answer is not None and self._clock() - answer.at <= age:
             return answer
         with self._guard:
-            lock = self._locks.setdefault(shape.query, threading.Lock())
+            lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            answer = self._answers.get(shape.query)
+            answer = self._answers.get(key)
             if answer is not None and self._clock() - answer.at <= age:
                 return answer  # another thread asked while this one waited
             at = self._clock()
@@ -146,7 +149,7 @@ class SharedQueries:
             self.batched_queries += 1
             series = split_vector(raw.data, shape.labels) if raw.error is None and raw.data is not None else None
             answer = _Answer(at, series)
-            self._answers[shape.query] = answer
+            self._answers[key] = answer
             return answer
 
     # ------------------------------------------------------------------ rollback triggers

@@ -111,6 +111,26 @@ def test_concurrent_askers_of_an_expired_shape_wait_for_one_query() -> None:
     assert len(prom.asked) == 1
 
 
+
+def test_one_query_text_split_by_different_identity_labels_is_two_answers() -> None:
+    """Plain selectors lose their identity matchers from the text: `x` serves both templates, but
+    one rollout's series are found by namespace/version, the other's by ns/v."""
+
+    class Prom(FakeProm):
+        def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+            self.asked.append(promql)
+            series = [{"metric": {"ns": "a", "v": "v1"}, "value": [1.0, "7"]}]
+            if promql != "x":  # a rollout's own query
+                series = series if 'ns="a"' in promql else []
+            return RawResponse(data={"resultType": "vector", "result": series})
+
+    prom = Prom({})
+    shared = SharedQueries(prom, max_age=5.0)
+    v = variables("v1")
+    assert shared.query_template('x{namespace="$namespace",version="$canary"}', v).missing == "empty vector"
+    assert shared.query_template('x{ns="$namespace",v="$canary"}', v).value == 7.0
+    assert prom.asked == ["x", "x"]
+
 # --------------------------------------------------------------------------- rollback triggers
 
 ERRORS = 'sum(rate(jobs_total{namespace="$namespace",version="$version",outcome="error"}[$window]))'
