@@ -17,7 +17,6 @@ import yaml
 from launchgate import bench
 from launchgate.gates import from_prometheus
 from launchgate.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
-from test_promql import PAYLOADS as RENDER_PAYLOADS
 
 ROOT = Path(__file__).resolve().parents[2]
 V = {"namespace": "agents", "rollout": "support-agent", "canary": "v2", "stable": "v1", "version": "v2",
@@ -328,8 +327,26 @@ def test_every_identity_variable_can_be_an_identity() -> None:
 
 # --------------------------------------------------------------------------- cache key and injection
 
-# promql.render's injection corpus, plus values that look like PromQL a rewrite might re-parse.
-PAYLOADS = [*RENDER_PAYLOADS, "🚀", "$canary", "${stable}", "$1", "#", "v1.2.3", "sum by (x)"]
+PAYLOADS = [
+    'x"} or vector(1) #',
+    "x'} or vector(1) #",
+    "x`} or vector(1) #",
+    '"} or vector(1) or up{a="',
+    "} or vector(1)",
+    "\\",
+    'x\\"',
+    "a\nb",
+    "\x00",
+    "\u2028",
+    "🚀",
+    ".*",
+    "$canary",
+    "${stable}",
+    "$1",
+    "#",
+    "v1.2.3",
+    "sum by (x)",
+]
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
