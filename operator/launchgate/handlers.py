@@ -39,10 +39,9 @@ def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
     }
     token_file = os.environ.get("LAUNCHGATE_PROMETHEUS_TOKEN_FILE")
     if token_file:
-        # A mounted Secret, read at start-up: a missing file must stop the operator, not
-        # silently send unauthenticated queries that fail as "no data".
-        with open(token_file) as f:
-            prom["token"] = f.read().strip()
+        # Read at start-up (a missing file stops the operator rather than sending unauthenticated
+        # queries that fail as "no data") and again whenever it changes.
+        prom["token_file"] = token_file
     settings = Settings(
         identity=os.environ.get("LAUNCHGATE_IDENTITY", "launchgate-operator"),
         default_gate_interval=parse_duration(os.environ.get("LAUNCHGATE_GATE_INTERVAL", "30s")),

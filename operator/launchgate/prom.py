@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -90,6 +91,7 @@ class PrometheusSource:
         url: str,
         *,
         bearer_token: str | None = None,
+        token_file: str | None = None,
         basic_auth: tuple[str, str] | None = None,
         ca_file: str | None = None,
         insecure_skip_verify: bool = False,
@@ -99,6 +101,13 @@ class PrometheusSource:
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # A token file (a mounted Secret or projected ServiceAccount token) is re-read when it
+        # changes: kubelet rotates projected tokens, and a token read once at start-up expires.
+        self._token_file = token_file
+        self._token_stamp: tuple[float, int] | None = None
+        self._token_checked = 0.0
+        if token_file is not None:
+            bearer_token = self._read_token()  # a missing file fails here, at start-up
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else None
         session = requests.Session()
         # The environment (proxies, CA bundle) is read once here instead of on every request:
@@ -142,7 +151,30 @@ class PrometheusSource:
             params["time"] = f"{at.timestamp():.3f}"
         return params
 
+    def _read_token(self) -> str:
+        assert self._token_file is not None
+        st = os.stat(self._token_file)
+        with open(self._token_file) as f:
+            token = f.read().strip()
+        self._token_stamp = (st.st_mtime, st.st_size)
+        self._token_checked = time.monotonic()
+        return token
+
+    def _refresh_token(self) -> None:
+        """At most every 10 s, a stat of the token file; a changed file is read again."""
+        now = time.monotonic()
+        if self._token_file is None or now - self._token_checked < 10.0:
+            return
+        self._token_checked = now
+        try:
+            st = os.stat(self._token_file)
+            if (st.st_mtime, st.st_size) != self._token_stamp:
+                self._pc.headers = {"Authorization": f"Bearer {self._read_token()}"}
+        except OSError:
+            pass  # kubelet swaps the file atomically; a missing moment keeps the last token
+
     def _post(self, promql: str, params: dict[str, Any], path: str = "/api/v1/query") -> Any:
+        self._refresh_token()
         pc = self._pc
         resp = pc._session.post(
             f"{self.url}{path}",
@@ -220,7 +252,8 @@ def _truthy(v: Any) -> bool:
 def source_from_config(config: Mapping[str, Any], *, default_url: str | None = None) -> PrometheusSource:
     """Build a PrometheusSource from a flat dict, e.g. a Secret's decoded `data`.
 
-    Keys (camelCase or snake_case): url/address, token/bearerToken, username + password,
+    Keys (camelCase or snake_case): url/address, token/bearerToken or tokenFile (re-read when it
+    changes), username + password,
     caFile (a path) or ca.crt/caCert (PEM text, written to a private temp file because requests
     only takes paths), insecureSkipVerify, timeout (seconds). ValueError names a missing URL.
     """
@@ -241,6 +274,7 @@ def source_from_config(config: Mapping[str, Any], *, default_url: str | None = N
     return PrometheusSource(
         str(url),
         bearer_token=str(token).strip() if token else None,
+        token_file=_first(config, "tokenFile", "token_file"),
         basic_auth=basic,
         ca_file=str(ca_file) if ca_file else None,
         insecure_skip_verify=_truthy(_first(config, "insecureSkipVerify", "insecure_skip_verify") or False),

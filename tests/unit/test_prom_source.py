@@ -103,3 +103,23 @@ def test_environment_is_read_once_at_construction(monkeypatch: pytest.MonkeyPatc
     assert PrometheusSource("https://p", insecure_skip_verify=True)._pc._session.verify is False
     adapter = session.get_adapter("https://prom.example:9090/api/v1/query")
     assert adapter._pool_maxsize == 32
+
+
+def test_a_rotated_token_file_is_used_for_the_next_queries(tmp_path: Path) -> None:
+    """Projected ServiceAccount tokens are rotated by kubelet; a token read once would expire."""
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    src = source_from_config({"url": "http://p", "tokenFile": str(token)})
+    assert src._pc.headers == {"Authorization": "Bearer first"}
+    token.write_text("second-and-longer\n")
+    src._refresh_token()  # within 10 s of construction: not even a stat yet
+    assert src._pc.headers == {"Authorization": "Bearer first"}
+    src._token_checked -= 11
+    src._refresh_token()
+    assert src._pc.headers == {"Authorization": "Bearer second-and-longer"}
+    token.unlink()  # kubelet swaps the file: a missing moment keeps the last token
+    src._token_checked -= 11
+    src._refresh_token()
+    assert src._pc.headers == {"Authorization": "Bearer second-and-longer"}
+    with pytest.raises(FileNotFoundError):
+        source_from_config({"url": "http://p", "tokenFile": str(tmp_path / "missing")})
