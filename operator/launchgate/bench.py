@@ -20,19 +20,18 @@ its canary phase. Then:
 
 How things are measured, and why that way:
 
-- Evaluation lag comes from Prometheus' own query log: every pass of a rollout sends its rollback
-  trigger's query (gate queries are shared between rollouts and name no revision), which names the
-  rollout's canary revision, so the log is a per-rollout record of evaluations that needs nothing
-  from the operator (status is written only when it
-  changes, and LaunchGate status.evaluatedAt is not refreshed when nothing else changed). Lag is
-  the gap between consecutive evaluations of one rollout minus the window (the rollout's
-  interval); the target is a gap of at most window + 5 s.
+- Evaluation lag comes from the operator's `launchgate_rollout_last_evaluated_timestamp_seconds`
+  gauge (the end of each rollout's last pass), scraped from its /metrics a few times per window:
+  each distinct value is one evaluation. (Prometheus' query log served until gate and trigger
+  queries became shared between rollouts and stopped naming a revision.) Lag is the gap between
+  consecutive evaluations of one rollout minus the window (the rollout's interval); the target is
+  a gap of at most window + 5 s.
 - API requests come from kube-apiserver's own /metrics (apiserver_request_total by verb and
   resource), read as admin before and after a phase. The benchmark issues no API requests during a
   measured phase, and the API server's own lease updates are excluded, so the delta is the
   operator's.
 - Prometheus queries come from Prometheus' /metrics (prometheus_http_requests_total for
-  /api/v1/query), cross-checked with the query log.
+  /api/v1/query and /api/v1/query_range), cross-checked with the query log.
 - RSS and CPU come from /proc of the operator process (VmRSS sampled every second, utime+stime).
 - The moment a trigger's duration is met is found afterwards by asking Prometheus the trigger's
   own sustained query (`engine.evaluate_trigger`, the operator's code) at earlier times: the
@@ -80,7 +79,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from . import GROUP, VERSION, engine
 from .demo import OperatorProcess, _die_with_parent, cleanup_on_signals, no_interrupts, operator_kubeconfig
-from .devenv import REPO_CRDS, REPO_ROOT, ControlPlane, DevEnvError, PrometheusServer, binaries
+from .devenv import REPO_CRDS, REPO_ROOT, ControlPlane, DevEnvError, PrometheusServer, _free_port, binaries
 from .durations import format_duration, parse_duration
 from .models import RollbackTrigger
 from .prom import PrometheusSource
@@ -120,32 +119,47 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 _VERSION_RE = re.compile(r'version="([^"]+)"')
 
 
-def evaluation_times(lines: Iterable[str], rollout_of_version: Mapping[str, str],
-                     marker: str = '"held_steps"') -> dict[str, list[float]]:
-    """Per rollout, the times (unix seconds) Prometheus logged one of its evaluations.
+LAST_EVALUATED = "launchgate_rollout_last_evaluated_timestamp_seconds"
 
-    Each line is one JSON entry of Prometheus' query log; an evaluation is a query containing
-    `marker` and naming a canary version we know. Lines that are not JSON (a partly written last
-    line) are skipped.
-    """
-    out: dict[str, list[float]] = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            query = entry["params"]["query"]
-            ts = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
-        except (ValueError, KeyError, TypeError):
+
+def last_evaluated(text: str, namespace: str) -> dict[str, float]:
+    """Per rollout, the operator's `launchgate_rollout_last_evaluated_timestamp_seconds` (the end
+    of its last pass, unix seconds) from one scrape of its /metrics."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != LAST_EVALUATED:
             continue
-        if marker not in query:
-            continue
-        for version in _VERSION_RE.findall(query):
-            rollout = rollout_of_version.get(version)
-            if rollout is not None:
-                out.setdefault(rollout, []).append(ts)
-                break
-    for times in out.values():
-        times.sort()
+        for sample in family.samples:
+            if sample.labels.get("namespace") == namespace and "rollout" in sample.labels:
+                out[sample.labels["rollout"]] = float(sample.value)
     return out
+
+
+class EvaluationPoller(threading.Thread):
+    """Scrapes the operator's /metrics every `every` seconds and keeps each rollout's distinct
+    last-evaluated timestamps: the record of its evaluations. The gauge holds its value for a
+    whole interval, so polling a few times per interval sees every pass; the scrape is cheap
+    next to a pass, and its cost is counted in the operator's CPU like any scrape would be."""
+
+    def __init__(self, url: str, namespace: str, every: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.namespace, self.every = url, namespace, every
+        self.stop_flag = threading.Event()
+        self.seen: dict[str, set[float]] = {}
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            with contextlib.suppress(requests.RequestException):
+                values = last_evaluated(requests.get(self.url, timeout=10).text, self.namespace)
+                with self._lock:
+                    for rollout, ts in values.items():
+                        self.seen.setdefault(rollout, set()).add(ts)
+            self.stop_flag.wait(self.every)
+
+    def between(self, start: float, end: float) -> dict[str, list[float]]:
+        with self._lock:
+            return {r: sorted(t for t in ts if start <= t <= end) for r, ts in self.seen.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,7 +413,7 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
         lines += [f"### {title}", "", "| metric | value |", "|---|---:|"]
         rows = [
             ("measured", f"{_fmt(p.get('seconds'))} s = {_fmt(p.get('windows'))} windows"),
-            ("rollouts evaluated (Prometheus query log)",
+            ("rollouts evaluated (operator's last-evaluated gauge)",
              f"{_fmt(p.get('rollouts_evaluated'))}/{r['n']}" if "rollouts_evaluated" in p else None),
             ("evaluations per rollout per window", _fmt(p.get("evaluations_per_rollout_window"))),
             ("evaluation lag p50 / p99 / max",
@@ -407,7 +421,7 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
              if "lag_p50_s" in p else None),
             (f"gaps ≤ window + {TARGET_SLACK_S:.0f} s", _fmt(p.get("within_target_pct"), "%")
              if "within_target_pct" in p else None),
-            ("reconcile passes per rollout per window (GET agentrollout)", _fmt(p.get("passes_per_rollout_window"))),
+            ("reconcile passes per rollout per window", _fmt(p.get("passes_per_rollout_window"))),
             ("API writes per rollout per window", _fmt(p.get("api_writes_per_rollout_window"))),
             ("API reads (GET/LIST) per rollout per window", _fmt(p.get("api_reads_per_rollout_window"))),
             ("API requests per second (operator)", _fmt(p.get("api_requests_per_s"))),
@@ -663,6 +677,7 @@ class SizeRun:
         self.operator: OperatorProcess | None = None
         self.fleets: list[FleetProcess] = []
         self.sampler: ProcSampler | None = None
+        self.poller: EvaluationPoller | None = None
         self.custom: Any = None
         self.apps: Any = None
         self.query_log = workdir / "query.log"
@@ -696,12 +711,18 @@ class SizeRun:
             f = FleetProcess(self.workdir / f"fleet-{k}.log").start()
             self.fleets.append(f)
             self.prom.add_target(f"fleet-{k}", f.address)
+        metrics_port = _free_port()
         self.operator = OperatorProcess(kubeconfig, self.prom.url, [NAMESPACE], self.workdir / "operator.log",
                                         LAUNCHGATE_GATE_INTERVAL=format_duration(self.o.window),
                                         LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
-                                        LAUNCHGATE_WORKERS=str(self.o.workers)).start()
+                                        LAUNCHGATE_WORKERS=str(self.o.workers),
+                                        LAUNCHGATE_METRICS_PORT=str(metrics_port),
+                                        LAUNCHGATE_METRICS_ADDR="127.0.0.1").start()
         self.sampler = ProcSampler(self.operator.pid)
         self.sampler.start()
+        self.poller = EvaluationPoller(f"http://127.0.0.1:{metrics_port}/metrics", NAMESPACE,
+                                       every=max(1.0, self.o.window / 6))
+        self.poller.start()
         self.result["setup"]["controlplane_s"] = time.monotonic() - t0
 
     def _enable_query_log(self) -> None:
@@ -716,6 +737,8 @@ class SizeRun:
         with no_interrupts():
             if self.sampler is not None:
                 self.sampler.stop_flag.set()
+            if self.poller is not None:
+                self.poller.stop_flag.set()
             if self.operator is not None:
                 self.operator.stop()
             for f in self.fleets:
@@ -859,16 +882,19 @@ class SizeRun:
         nwin = seconds / w
         delta = request_delta(a.api, b.api)
         writes, reads, watches = split_requests(delta)
-        queries = (counter_sum(b.prom, "prometheus_http_requests_total", handler="/api/v1/query")
-                   - counter_sum(a.prom, "prometheus_http_requests_total", handler="/api/v1/query"))
-        gets = sum(v for (verb, res), v in delta.items() if verb == "GET" and res == "agentrollouts")
+        queries = sum(counter_sum(b.prom, "prometheus_http_requests_total", handler=h)
+                      - counter_sum(a.prom, "prometheus_http_requests_total", handler=h)
+                      for h in ("/api/v1/query", "/api/v1/query_range"))
+        assert self.poller is not None
+        times = self.poller.between(a.at, b.at)
+        passes = sum(len(t) for t in times.values())
         out: dict[str, Any] = {
             "seconds": seconds, "windows": nwin,
             "api_writes_per_rollout_window": writes / self.n / nwin,
             "api_reads_per_rollout_window": reads / self.n / nwin,
             "api_watch_requests": watches,
             "api_requests_per_s": (writes + reads) / seconds,
-            "passes_per_rollout_window": gets / self.n / nwin,
+            "passes_per_rollout_window": passes / self.n / nwin,
             "prom_queries_per_window": queries / nwin,
             "prom_queries_per_rollout_window": queries / self.n / nwin,
             "requests_by": sorted(((verb, res, v / self.n / nwin) for (verb, res), v in delta.items()),
@@ -887,11 +913,9 @@ class SizeRun:
             out["rss_mib_end"] = samples[-1][1]
             out["threads"] = max(s[2] for s in samples)
         if evaluations:
-            rollout_of = {v: k for k, v in self.canary.items()}
             with open(self.query_log, "rb") as f:
                 f.seek(a.query_log_offset)
                 chunk = f.read(max(0, self._query_log_size() - a.query_log_offset)).decode(errors="replace")
-            times = evaluation_times(chunk.splitlines(), rollout_of)
             st = lag_stats(times, self.names, a.at, b.at, w)
             out.update({
                 "rollouts_evaluated": st.rollouts_evaluated, "never_evaluated": st.never_evaluated,

@@ -63,6 +63,11 @@ class OperatorMetrics:
         self.info = Gauge(
             "launchgate_rollout_info", "Always 1; labels carry the rollout's phase, state and canary revision.",
             ["namespace", "rollout", "phase", "state", "canary_revision"], registry=r)
+        self.last_evaluated = Gauge(
+            "launchgate_rollout_last_evaluated_timestamp_seconds",
+            "When the rollout's last evaluation pass ended (unix time): alert when it is older than a "
+            "few intervals, the operator has fallen behind.",
+            ["namespace", "rollout"], registry=r)
         self.evaluation_duration = Histogram(
             "launchgate_evaluation_duration_seconds", "Wall time of one evaluation pass.",
             ["kind"], buckets=EVALUATION_BUCKETS, registry=r)
@@ -92,7 +97,7 @@ class OperatorMetrics:
 
     def observe_status(self, ns: str, rollout: str, phase: str | None, phase_index: int | None,
                        weight: int | None, state: str | None, canary_revision: str | None) -> None:
-        """Publish where a rollout stands; the previous info series is removed when labels change."""
+        """Publish where a rollout stands after a pass; the previous info series is removed when labels change."""
         labels = (phase or "", state or "", canary_revision or "")
         with self._lock:
             seen = self._entry(ns, rollout)
@@ -103,6 +108,7 @@ class OperatorMetrics:
             self.info.labels(ns, rollout, *labels).set(1)
             self.phase_index.labels(namespace=ns, rollout=rollout).set(phase_index or 0)
             self.canary_weight.labels(namespace=ns, rollout=rollout).set(weight or 0)
+            self.last_evaluated.labels(namespace=ns, rollout=rollout).set(time.time())
 
     def observe_approval_wait(self, ns: str, rollout: str, phase: str, seconds: float) -> None:
         """Record how long a granted approval waited; the seed's Canary2 gate is about this queue."""
@@ -146,6 +152,7 @@ class OperatorMetrics:
             if seen.gauges:
                 _remove(self.phase_index, ns, rollout)
                 _remove(self.canary_weight, ns, rollout)
+                _remove(self.last_evaluated, ns, rollout)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:
         """Serve `/metrics` from this registry on a daemon thread; returns the HTTP server.

@@ -3,17 +3,15 @@ not something nobody notices in BENCHMARKS.md."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from launchgate.bench import (
     GENERATED_END,
     FleetCollector,
     counter_sum,
-    evaluation_times,
     fit_linear,
     lag_stats,
+    last_evaluated,
     merge_report,
     parse_counters,
     percentile,
@@ -32,26 +30,17 @@ def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([1.0, 2.0], 0) == 1.0
 
 
-def _log(ts: str, query: str) -> str:
-    return json.dumps({"params": {"query": query, "start": ts, "end": ts, "step": 0}, "ts": ts})
-
-
-def test_evaluation_times_attribute_marker_queries_to_rollouts() -> None:
-    # A rollback trigger's query (it names the canary revision; shared gate queries name none).
-    q = 'label_replace(sum_over_time(((vector(scalar(x{version="%s"}))))[30s:2s]), "p", "held_steps", "", "")'
-    lines = [
-        _log("2026-01-01T00:00:30.000Z", q % "rev-b"),
-        _log("2026-01-01T00:00:00.500Z", q % "rev-a"),
-        _log("2026-01-01T00:00:01.000Z", 'sum(rate(agent_jobs_total{version="rev-a",outcome="error"}[30s]))'),
-        _log("2026-01-01T00:00:31.000Z", q % "rev-unknown"),
-        _log("2026-01-01T00:00:30.250Z", q % "rev-a"),
-        '{"params": {"query": "half a line',
-        "not json at all",
-    ]
-    times = evaluation_times(lines, {"rev-a": "a", "rev-b": "b"})
-    assert set(times) == {"a", "b"}
-    assert [t - times["a"][0] for t in times["a"]] == pytest.approx([0.0, 29.75])
-    assert len(times["b"]) == 1
+def test_last_evaluated_reads_the_operators_gauge_for_one_namespace() -> None:
+    text = """# HELP launchgate_rollout_last_evaluated_timestamp_seconds When the last pass ended.
+# TYPE launchgate_rollout_last_evaluated_timestamp_seconds gauge
+launchgate_rollout_last_evaluated_timestamp_seconds{namespace="bench",rollout="a"} 1.7640e+09
+launchgate_rollout_last_evaluated_timestamp_seconds{namespace="bench",rollout="b"} 1764000030.25
+launchgate_rollout_last_evaluated_timestamp_seconds{namespace="other",rollout="c"} 1764000031.0
+# TYPE launchgate_rollout_canary_weight gauge
+launchgate_rollout_canary_weight{namespace="bench",rollout="a"} 5.0
+"""
+    assert last_evaluated(text, "bench") == {"a": 1.764e9, "b": 1764000030.25}
+    assert last_evaluated("", "bench") == {}
 
 
 def test_lag_stats_on_time_late_and_never_evaluated() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -56,6 +57,7 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_decisions": "counter",
         "launchgate_rollout_phase_index": "gauge",
         "launchgate_rollout_canary_weight": "gauge",
+        "launchgate_rollout_last_evaluated_timestamp_seconds": "gauge",
         "launchgate_rollout_info": "gauge",
         "launchgate_evaluation_duration_seconds": "histogram",
         "launchgate_prometheus_queries": "counter",
@@ -80,6 +82,7 @@ def test_decisions_status_and_counters(served: tuple[OperatorMetrics, str]) -> N
     m.observe_decision("agents", "support-agent", "promote")
     m.observe_decision("agents", "support-agent", "promote")
     m.observe_decision("agents", "support-agent", "rollback")
+    before = time.time()
     m.observe_status("agents", "support-agent", "Canary1", 1, 5, "Progressing", "abc123")
     m.observe_prometheus_queries(4)
     m.observe_api_writes()
@@ -89,6 +92,8 @@ def test_decisions_status_and_counters(served: tuple[OperatorMetrics, str]) -> N
     assert s[("launchgate_decisions_total", lbl(namespace="agents", rollout="support-agent", decision="rollback"))] == 1
     assert s[("launchgate_rollout_phase_index", lbl(namespace="agents", rollout="support-agent"))] == 1
     assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="support-agent"))] == 5
+    assert before <= s[("launchgate_rollout_last_evaluated_timestamp_seconds",
+                        lbl(namespace="agents", rollout="support-agent"))] <= time.time()
     assert s[("launchgate_rollout_info", lbl(namespace="agents", rollout="support-agent", phase="Canary1",
                                              state="Progressing", canary_revision="abc123"))] == 1
     assert s[("launchgate_prometheus_queries_total", lbl())] == 4
