@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from harness import wait_for
 from launchgate import devenv
 from launchgate.gates import QueryResult, RawResponse, from_prometheus
 from launchgate.prom import PrometheusSource
@@ -102,17 +102,6 @@ class Fleet:
                 "window": WINDOW}
 
 
-def _poll(what: str, check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def fleet(prometheus: devenv.PrometheusServer) -> Iterator[Fleet]:
     namespace = f"batch-{uuid.uuid4().hex[:8]}"
@@ -131,7 +120,7 @@ def fleet(prometheus: devenv.PrometheusServer) -> Iterator[Fleet]:
                 f'count_over_time(agent_jobs_total{{namespace="{namespace}",outcome="success"}}[8s])')
             return len(rows) == len(AGENTS) and all(float(r["value"][1]) >= 7 for r in rows)
 
-        _poll("three agents with eight seconds of history", enough_history)
+        wait_for("three agents with eight seconds of history", enough_history)
         source = PrometheusSource(prometheus.url)
         yield Fleet(source, namespace)
         source.close()

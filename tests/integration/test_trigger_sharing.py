@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from harness import wait_for
 from launchgate import devenv, engine
 from launchgate.gates import TriggerResult, trigger_eval_time, trigger_steps
 from launchgate.models import RollbackTrigger
@@ -70,17 +71,6 @@ class Fleet:
                 "window": FOR}
 
 
-def _poll(what: str, check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def fleet(prometheus: devenv.PrometheusServer) -> Iterator[Fleet]:
     namespace = f"trig-{uuid.uuid4().hex[:8]}"
@@ -98,11 +88,11 @@ def fleet(prometheus: devenv.PrometheusServer) -> Iterator[Fleet]:
                                     f'outcome="success"}}[{seconds}s])')
             return len(rows) == len(AGENTS) and all(float(r["value"][1]) >= seconds - 1 for r in rows)
 
-        _poll("the agents with twelve seconds of history", lambda: history(12))
+        wait_for("the agents with twelve seconds of history", lambda: history(12))
         # "late" has been scraped once when "partial" turns bad: a few seconds later, its window
         # has data at some steps only.
         start("late", success_rate=0.90)
-        _poll("the late agent's first scrape", lambda: prometheus.query(
+        wait_for("the late agent's first scrape", lambda: prometheus.query(
             f'agent_jobs_total{{namespace="{namespace}",version="late"}}'))
         agents["partial"].set(success_rate=0.90)
         turned = time.time()
