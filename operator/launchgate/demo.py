@@ -48,7 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import GROUP, VERSION, engine
-from .devenv import REPO_CRDS, REPO_ROOT, ControlPlane, DevEnvError, PrometheusServer, binaries
+from .devenv import REPO_CRDS, REPO_ROOT, ControlPlane, DevEnvError, PrometheusServer, _free_port, binaries
 from .gates import TriggerResult
 from .kube import load_config
 from .models import AgentRolloutSpec
@@ -365,8 +365,10 @@ class Demo:
         for s in self.stories:
             cp.kubectl("create", "namespace", s.namespace)
             cp.kubectl("apply", "-n", s.namespace, "-f", str(DEMO_DIR / "launchgates.yaml"))
+        # A free port for the operator's /metrics: 8000 may be taken on a developer's machine.
         self.operator = OperatorProcess(kubeconfig, self.prom.url, [s.namespace for s in self.stories],
-                                        self.workdir / "operator.log").start()
+                                        self.workdir / "operator.log", LAUNCHGATE_METRICS_PORT=str(_free_port()),
+                                        LAUNCHGATE_METRICS_ADDR="127.0.0.1").start()
         self.say(f"operator started as user {OPERATOR_USER} (pid {self.operator.pid}), "
                  f"watching {', '.join(s.namespace for s in self.stories)}")
         for s in self.stories:
