@@ -1,13 +1,16 @@
 """Kopf handlers: a few lines each; the work happens in `reconcile` and `engine`.
 
-One daemon per AgentRollout loops at the rollout's interval, and one per LaunchGate evaluates a
-gate on its own when no rollout is using it. Both call blocking code only through
-`asyncio.to_thread`, so one slow Prometheus query never stalls the other rollouts.
+Kopf watches AgentRollouts and LaunchGates and hands every event to one `schedule.Scheduler`,
+which runs each rollout's pass at the rollout's interval and each unused gate's evaluation at the
+gate's. Passes call blocking code only through `asyncio.to_thread`, so one slow Prometheus query
+never stalls the other rollouts. (A Kopf daemon per object did the same at ~15 KiB and a
+finalizer patch per object; see schedule.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -21,11 +24,12 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics, notify
 from .durations import parse_duration
-from .kube import Kube, load_config
+from .kube import Kube, load_config, slim
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .promql import TemplateError
 from .reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
+from .schedule import Entry, Scheduler
 from .sharing import SharedQueries
 
 log = logging.getLogger("launchgate")
@@ -72,6 +76,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)
     memo.gate_users = {}
+    # Kopf's indexes, handed over by the first watch event (see _observe). Filled in place: each
+    # object's handlers get a shallow copy of this memo.
+    memo.views = {}
+    memo.scheduler = Scheduler(lambda key, entry: _pass(memo, key, entry), concurrency=workers,
+                               gone=lambda key, entry: _gone(memo, key, entry))
+    memo.scheduler_task = asyncio.create_task(memo.scheduler.run(), name="launchgate-scheduler")
+    memo.scheduler_task.add_done_callback(_scheduler_ended)
     port = int(os.environ.get("LAUNCHGATE_METRICS_PORT", "8000"))
     memo.metrics_server = metrics.METRICS.serve(port, os.environ.get("LAUNCHGATE_METRICS_ADDR", "0.0.0.0")) \
         if port else None
@@ -79,6 +90,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "scheduler_task", None) is not None:
+        memo.scheduler_task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await memo.scheduler.drain()
     if getattr(memo, "notifier", None) is not None:
         await asyncio.to_thread(memo.notifier.close, 5)
     if getattr(memo, "metrics_server", None) is not None:
@@ -103,15 +119,9 @@ def actions_by_rollout(namespace: str | None, spec: kopf.Spec, body: kopf.Body, 
     return {(namespace, spec.get("rollout")): _person(body)}
 
 
-def _snapshot(body: kopf.Body) -> dict[str, Any]:
-    """The body as it is now. Kopf swaps a live body's source atomically (in the event loop) and
-    never edits it in place, so a shallow copy taken here is consistent for a worker thread."""
-    return {k: body[k] for k in body}
-
-
 @kopf.index(GROUP, VERSION, "launchgates")
 def gates_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): _snapshot(body)}
+    return {(namespace, name): slim(body)}
 
 
 # The operator's own Deployments and the HTTPRoutes it steers: watched so a pass finds "nothing to
@@ -139,55 +149,90 @@ def _use_gates(memo: kopf.Memo, namespace: str, rollout: str, gates: set[str], b
         memo.gate_users.setdefault((namespace, g), set()).add(rollout)
 
 
-@kopf.daemon(GROUP, VERSION, "agentrollouts", cancellation_timeout=10)
-async def rollout_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
-                         body: kopf.Body, **kwargs: Any) -> None:
-    assert namespace is not None  # the CRDs are namespaced
-    approvals: kopf.Index[Any, Any] = kwargs["approvals_by_rollout"]
-    actions: kopf.Index[Any, Any] = kwargs["actions_by_rollout"]
-    gates: kopf.Index[Any, Any] = kwargs["gates_by_name"]
+INDEXES = ("approvals_by_rollout", "actions_by_rollout", "gates_by_name")
+
+
+def _scheduler_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("the scheduler stopped: no rollout is evaluated any more", exc_info=task.exception())
+
+
+def _observe(memo: kopf.Memo, plural: str, event: kopf.RawEvent, views: dict[str, Any]) -> None:
+    if not memo.views:
+        memo.views.update({k: views[k] for k in INDEXES})  # live: the same objects serve every later pass
+    obj = event["object"]
+    meta = obj.get("metadata") or {}
+    key = (plural, meta.get("namespace"), meta.get("name"))
+    if event["type"] == "DELETED" or meta.get("deletionTimestamp"):
+        memo.scheduler.remove(key)  # as a Kopf daemon did, stop at the deletion mark
+    else:
+        memo.scheduler.observe(key, slim(obj))
+
+
+@kopf.on.event(GROUP, VERSION, "agentrollouts")
+async def rollout_event(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+    _observe(memo, "agentrollouts", event, kwargs)
+
+
+@kopf.on.event(GROUP, VERSION, "launchgates")
+async def gate_event(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+    _observe(memo, "launchgates", event, kwargs)
+
+
+async def _pass(memo: kopf.Memo, key: Any, entry: Entry) -> float:
+    plural, namespace, name = key
+    if plural == "agentrollouts":
+        return await _rollout_pass(memo, namespace, name, entry)
+    return await _gate_pass(memo, namespace, name, entry)
+
+
+async def _rollout_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -> float:
+    views = memo.views
+    gates: kopf.Index[Any, Any] = views["gates_by_name"]
 
     def gate(gname: str) -> dict[str, Any] | None:
         return next(iter(gates.get((namespace, gname), ())), None)
 
-    backoff = 1.0
-    in_use: set[str] = set()
+    state = entry.state
+    backoff = state.get("backoff", 1.0)
     try:
-        while not stopped:
-            try:
-                watched = Watched(approvals=tuple(approvals.get((namespace, name), ())),
-                                  actions=tuple(actions.get((namespace, name), ())),
-                                  body=_snapshot(body), gates=gate)
-                res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, watched)
-                now_in_use = set(res.gate_results)
-                _use_gates(memo, namespace, name, now_in_use, in_use)
-                in_use = now_in_use
-                delay, backoff = (res.interval if res.error is None else min(res.interval, backoff)), 1.0
-                if res.error is not None:
-                    backoff = min(backoff * 2, 60.0)
-            except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
-                log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
-                                      "detail": str(getattr(e, "body", "") or "")[:2000]}))
-                delay, backoff = backoff, min(backoff * 2, 60.0)
-            await stopped.wait(delay)
-    finally:
-        _use_gates(memo, namespace, name, set(), in_use)
+        watched = Watched(approvals=tuple(views["approvals_by_rollout"].get((namespace, name), ())),
+                          actions=tuple(views["actions_by_rollout"].get((namespace, name), ())),
+                          body=entry.body, gates=gate)
+        res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, watched)
+        now_in_use = set(res.gate_results)
+        _use_gates(memo, namespace, name, now_in_use, state.get("in_use", set()))
+        state["in_use"] = now_in_use
+        if res.error is None:
+            state.pop("backoff", None)
+            return res.interval
+        # A failing step is retried soon, then less and less often, never later than the interval.
+        state["backoff"] = min(backoff * 2, 60.0)
+        return min(res.interval, backoff)
+    except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
+        log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
+                              "detail": str(getattr(e, "body", "") or "")[:2000]}))
+        state["backoff"] = min(backoff * 2, 60.0)
+        return backoff
 
 
-@kopf.daemon(GROUP, VERSION, "launchgates", cancellation_timeout=10)
-async def gate_daemon(stopped: kopf.DaemonStopped, namespace: str | None, name: str, memo: kopf.Memo,
-                      body: kopf.Body, **_: Any) -> None:
+async def _gate_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -> float:
     """A gate not used by any rollout is still evaluated, with its own `variables`, so its status stays live."""
-    assert namespace is not None
-    while not stopped:
-        interval = memo.settings.default_gate_interval
-        if not memo.gate_users.get((namespace, name)):
-            try:
-                interval = await asyncio.to_thread(evaluate_standalone, memo, namespace, name, _snapshot(body))
-            except Exception as e:  # noqa: BLE001
-                log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}",
-                                      "error": repr(e)}))
-        await stopped.wait(interval)
+    if memo.gate_users.get((namespace, name)):
+        return float(memo.settings.default_gate_interval)
+    try:
+        return await asyncio.to_thread(evaluate_standalone, memo, namespace, name, entry.body)
+    except Exception as e:  # noqa: BLE001
+        log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}", "error": repr(e)}))
+        return float(memo.settings.default_gate_interval)
+
+
+def _gone(memo: kopf.Memo, key: Any, entry: Entry) -> None:
+    plural, namespace, name = key
+    memo.kube.forget_object(plural, namespace, name)
+    if plural == "agentrollouts":
+        _use_gates(memo, namespace, name, set(), entry.state.get("in_use", set()))
+        metrics.forget(namespace, name)
 
 
 # A standalone gate whose queries name the rollout's versions has nothing to measure until a

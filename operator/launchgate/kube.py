@@ -40,6 +40,24 @@ def load_config(kubeconfig: str | None = None, pool_size: int = 32) -> client.Ap
     return client.ApiClient(cfg)
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim(body: Any, last_applied: bool = False) -> dict[str, Any]:
+    """The object without what no pass reads and what makes up most of its size: managedFields and
+    (unless asked to keep it, for a body that is written back) kubectl's last-applied copy of the
+    spec. A new dict: the watch's own is never edited."""
+    out = {k: body[k] for k in body}
+    meta = out.get("metadata")
+    if meta:
+        meta = {k: v for k, v in meta.items() if k != "managedFields"}
+        annotations = meta.get("annotations")
+        if not last_applied and annotations and LAST_APPLIED in annotations:
+            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        out["metadata"] = meta
+    return out
+
+
 ABSENT: Any = object()
 """What `Known.get` returns for an object known not to exist (None means "not known")."""
 
@@ -164,6 +182,10 @@ class Kube:
         else:
             self._unseen[key] = fresh_rv
         return obj
+
+    def forget_object(self, plural: str, namespace: str, name: str) -> None:
+        """The object is gone: nothing to wait for the watch to catch up with."""
+        self._unseen.pop((plural, namespace, name), None)
 
     def list(self, plural: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         kw = {"label_selector": label_selector} if label_selector else {}
@@ -332,13 +354,14 @@ class Kube:
                 self.known.put("httproutes", namespace, name, None, ABSENT)
                 return None
             raise
-        self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"), route)
+        self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"),
+                       slim(route, last_applied=True))
         return route
 
     def watched_httproute(self, body: dict[str, Any], deleted: bool = False) -> None:
         meta = body.get("metadata") or {}
         self.known.watched("httproutes", meta.get("namespace", ""), meta.get("name", ""),
-                           meta.get("resourceVersion"), body, deleted)
+                           meta.get("resourceVersion"), slim(body, last_applied=True), deleted)
 
     def replace_httproute(self, namespace: str, body: dict[str, Any]) -> None:
         """Replace with the resourceVersion read: a concurrent edit makes this fail and be retried."""
@@ -350,7 +373,8 @@ class Kube:
         except ApiException:
             self.known.forget("httproutes", namespace, name)  # e.g. a 409: read it again next time
             raise
-        self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"), route)
+        self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"),
+                       slim(route, last_applied=True))
 
     # ------------------------------------------------------------------ events
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:

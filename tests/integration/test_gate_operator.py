@@ -102,3 +102,33 @@ def test_a_gate_waiting_for_a_rollout_says_idle_and_pages_nobody(world: World) -
     kubectl(w.kubeconfig, "patch", "launchgates", "contract", "-n", w.ns, "--type=merge", "-p",
             '{"spec": {"variables": {"canary": "v9"}}}')
     wait_for("allow", lambda: gate_status(w).get("decision") == "allow", timeout=60)
+
+
+def test_a_spec_edit_is_acted_on_at_once_and_no_finalizer_is_left(world: World) -> None:
+    """Upgrading from a version that ran a Kopf daemon per object: its finalizer is taken off, and
+    nothing holds deletion any more. An edit is evaluated when it is seen, not an interval later."""
+    w = world
+    w.agent("v8", success_rate=0.995, p95_ms=1000)
+    w.agent("v9", success_rate=0.995, p95_ms=1000)
+    w.apply({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate",
+             "metadata": {"name": "contract", "finalizers": ["launchgate.dev/finalizer"]},
+             "spec": {"window": "5s", "interval": "2s", "variables": {"stable": "v8", "canary": "v9"},
+                      "blockers": [{"name": "workflow_success_rate", "query": SUCCESS, "target": {"gte": 0.99}}]}})
+    w.start_operator()
+    wait_for("allow", lambda: gate_status(w).get("decision") == "allow", timeout=60)
+    wait_for("the old finalizer removed", lambda: not w.get("launchgates", "contract")["metadata"].get("finalizers"),
+             timeout=30)
+
+    kubectl(w.kubeconfig, "patch", "launchgates", "contract", "-n", w.ns, "--type=merge",
+            "-p", '{"spec": {"interval": "10m"}}')
+    wait_for("generation 2 seen", lambda: gate_status(w).get("observedGeneration") == 2, timeout=30)
+    kubectl(w.kubeconfig, "patch", "launchgates", "contract", "-n", w.ns, "--type=json",
+            "-p", '[{"op": "replace", "path": "/spec/blockers/0/target/gte", "value": 0.999}]')
+    st = wait_for("block well within the 10m interval",
+                  lambda: (s := gate_status(w)).get("decision") == "block" and s, timeout=30)
+    assert st["observedGeneration"] == 3
+
+    kubectl(w.kubeconfig, "delete", "launchgates", "contract", "-n", w.ns, "--wait=false")
+    wait_for("deleted", lambda: kubectl(w.kubeconfig, "get", "launchgates", "contract", "-n", w.ns,
+                                        check=False).returncode != 0, timeout=15)
+    w.operator.assert_alive()

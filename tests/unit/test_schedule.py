@@ -1,0 +1,129 @@
+"""The timetable that replaced a Kopf daemon per object: pure `Agenda` tables, then `Scheduler`
+on a real event loop (ordering and exclusivity only; no timed assertions)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from launchgate.kube import LAST_APPLIED, slim
+from launchgate.schedule import Agenda, Entry, Scheduler
+
+
+def body(gen: int = 1, rv: str = "1") -> dict[str, Any]:
+    return {"metadata": {"name": "a", "generation": gen, "resourceVersion": rv}, "spec": {"x": gen}}
+
+
+def due(agenda: Agenda, now: float, limit: int = 100) -> list[Any]:
+    return [k for k, _ in agenda.pop_due(now, limit)]
+
+
+def test_a_new_object_is_due_at_once_and_then_after_its_delay() -> None:
+    a = Agenda()
+    assert a.observe("r", body(), now=10.0) is True
+    assert a.next_due() == 10.0
+    [(key, entry)] = a.pop_due(10.0, 10)
+    assert due(a, 10.0) == []  # running: never twice at once
+    assert a.done(key, entry, now=11.0, delay=30.0) is True
+    assert due(a, 40.9) == []
+    assert due(a, 41.0) == ["r"]
+
+
+@pytest.mark.parametrize("change, wakes", [
+    ({"gen": 1, "rv": "2"}, False),   # the operator's own status write: same generation
+    ({"gen": 2, "rv": "2"}, True),    # a spec edit
+])
+def test_only_a_spec_change_wakes_an_object(change: dict[str, Any], wakes: bool) -> None:
+    a = Agenda()
+    a.observe("r", body(), now=0.0)
+    [(key, entry)] = a.pop_due(0.0, 10)
+    a.done(key, entry, now=1.0, delay=30.0)
+    assert a.observe("r", body(**change), now=5.0) is wakes
+    assert due(a, 5.0) == (["r"] if wakes else [])
+    assert a.entries["r"].body["metadata"]["resourceVersion"] == "2"  # the body is always the newest
+
+
+def test_a_spec_change_during_a_pass_runs_again_right_after_it() -> None:
+    a = Agenda()
+    a.observe("r", body(), now=0.0)
+    [(key, entry)] = a.pop_due(0.0, 10)
+    assert a.observe("r", body(gen=2), now=1.0) is False  # running: not twice at once
+    assert due(a, 1.0) == []
+    a.done(key, entry, now=2.0, delay=30.0)
+    assert due(a, 2.0) == ["r"]
+
+
+def test_removal_while_idle_and_while_running() -> None:
+    a = Agenda()
+    a.observe("idle", body(), now=0.0)
+    a.observe("busy", body(), now=0.0)
+    [(k, busy)] = [(k, e) for k, e in a.pop_due(0.0, 10) if k == "busy"]
+    a.done("idle", a.entries["idle"], now=0.0, delay=30.0)
+    assert isinstance(a.remove("idle"), Entry)  # gone now: the caller cleans up
+    assert a.remove("busy") is None              # cleaned up when its pass ends
+    assert a.done(k, busy, now=1.0, delay=30.0) is False
+    assert a.entries == {} and a.next_due() is None and due(a, 100.0) == []
+
+
+def test_recreated_while_its_last_pass_runs() -> None:
+    a = Agenda()
+    a.observe("r", body(), now=0.0)
+    [(key, entry)] = a.pop_due(0.0, 10)
+    a.remove("r")
+    assert a.observe("r", body(gen=1, rv="9"), now=1.0) is False
+    assert a.done(key, entry, now=2.0, delay=30.0) is True  # kept, and due at once
+    assert due(a, 2.0) == ["r"]
+
+
+def test_earliest_first_and_at_most_limit() -> None:
+    a = Agenda()
+    for i, t in enumerate([5.0, 1.0, 3.0]):
+        a.observe(f"r{i}", body(), now=t)
+    assert due(a, 10.0, limit=2) == ["r1", "r2"]
+    assert due(a, 10.0, limit=2) == ["r0"]
+
+
+def test_slim_drops_what_no_pass_reads_and_keeps_the_rest() -> None:
+    raw = {"apiVersion": "v", "metadata": {"name": "a", "uid": "u", "managedFields": [{"m": 1}],
+                                           "annotations": {LAST_APPLIED: "{...}", "keep": "me"}},
+           "spec": {"s": 1}, "status": {"t": 2}}
+    s = slim(raw)
+    assert s["metadata"] == {"name": "a", "uid": "u", "annotations": {"keep": "me"}}
+    assert s["spec"] is raw["spec"] and s["status"] is raw["status"]
+    assert "managedFields" in raw["metadata"] and LAST_APPLIED in raw["metadata"]["annotations"]
+    assert slim(raw, last_applied=True)["metadata"]["annotations"][LAST_APPLIED] == "{...}"
+
+
+def test_scheduler_runs_each_object_alone_and_bounds_passes_in_flight() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        in_flight: set[str] = set()
+        most, runs, gone = 0, {"a": 0, "b": 0, "c": 0}, []
+        done = asyncio.Event()
+
+        async def work(key: Any, entry: Entry) -> float:
+            nonlocal most
+            assert key not in in_flight
+            in_flight.add(key)
+            most = max(most, len(in_flight))
+            await asyncio.sleep(0.01)
+            in_flight.discard(key)
+            runs[key] += 1
+            if all(n >= 3 for n in runs.values()):
+                done.set()
+            return 0.0 if key != "c" else 0.02
+
+        s = Scheduler(work, concurrency=2, gone=lambda key, entry: gone.append(key))
+        task = asyncio.create_task(s.run())
+        for k in runs:
+            s.observe(k, body())
+        await asyncio.wait_for(done.wait(), 10)
+        s.remove("a")
+        await s.drain()
+        task.cancel()
+        return most, gone
+
+    most, gone = asyncio.run(scenario())
+    assert most == 2
+    assert gone == ["a"]
