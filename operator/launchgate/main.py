@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
+import os
 import sys
 
 import kopf
+
+
+class _QuietSuccess(logging.Filter):
+    """Kopf logs "Handler ... succeeded." for every watch event it hands over: at thousands of
+    rollouts that was nine lines in ten of the log, and time spent formatting them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and record.getMessage().endswith(" succeeded."))
+
+
+def few_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives every thread that allocates its own malloc arena (up to eight per core), and each
+    keeps the memory its thread freed: with the worker threads that was tens of MiB of RSS for no
+    speed we could measure. Applies to threads started later; MALLOC_ARENA_MAX, if set, wins."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc (e.g. musl): nothing to tune
 
 
 def run(namespaces: list[str] | None = None, liveness: str | None = None, verbose: bool = False) -> None:
     """Start Kopf with launchgate's handlers; standalone because one replica does the work."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kopf.objects").addFilter(_QuietSuccess())
+    few_malloc_arenas()
     from . import handlers  # noqa: F401 - registers the handlers
 
     asyncio.run(kopf.operator(
