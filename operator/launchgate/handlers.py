@@ -66,10 +66,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.posting.level = logging.WARNING
-    # Kopf starts a worker task per object per event burst, kept for `idle_timeout` after its last
-    # event. On a first listing of thousands of objects that was thousands of tasks at once, a
-    # high-water mark the process never gave back. Bounded, they drain the listing in seconds.
-    settings.queueing.worker_limit = int(os.environ.get("LAUNCHGATE_WATCH_WORKERS", "1000"))
+    # Kopf starts a worker task per object per event burst and keeps it `idle_timeout` after its
+    # last event: on a first listing of thousands of objects, thousands of tasks at once. Shorter
+    # lowers that high-water mark. (Not `worker_limit`: a LaunchGate's worker indexes it and then
+    # waits for every gate to be indexed, so with more gates than workers the operator deadlocks.)
     settings.queueing.idle_timeout = 0.5
     prom, lg_settings, workers = settings_from_env()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
