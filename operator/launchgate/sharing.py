@@ -140,10 +140,13 @@ class SharedQueries:
             return answer
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
+        seen = answer
         with lock:
             answer = self._answers.get(key)
-            if answer is not None and self._clock() - answer.at <= age:
-                return answer  # another thread asked while this one waited
+            # Asked while this thread waited: take it even if the query took longer than `age`.
+            # Judging it by age alone made every waiter ask again in turn, one query per pass.
+            if answer is not None and (answer is not seen or self._clock() - answer.at <= age):
+                return answer
             at = self._clock()
             raw = self.source.query_raw(shape.query)
             self.batched_queries += 1
@@ -229,10 +232,11 @@ class SharedQueries:
             return window
         with self._guard:
             lock = self._window_locks.setdefault(plan.key, threading.Lock())
+        seen = window
         with lock:
             window = self._windows.get(plan.key)
-            if window is not None and self._clock() - window.at <= age:
-                return window  # another thread asked while this one waited
+            if window is not None and (window is not seen or self._clock() - window.at <= age):
+                return window  # fetched while this thread waited (see _answer)
             window = self._fetch_window(trigger, plan)
             self._windows[plan.key] = window
             return window

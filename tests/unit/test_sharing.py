@@ -330,3 +330,51 @@ def test_plain_sources_still_get_one_query_per_trigger() -> None:
     prom = fleet()
     r = engine.evaluate_trigger(RATIO, prom, rollout("v-bad"))
     assert r.reason == "query error: asked alone" and prom.kinds() == ["alone"]
+
+
+class SlowClockProm(FakeProm):
+    """Each query takes longer than `max_age` on the given clock, as at 10,000 rollouts."""
+
+    def __init__(self, clock: Clock, **kw: Any) -> None:
+        super().__init__({("a", f"v{i}"): str(i) for i in range(8)}, **kw)
+        self.clock = clock
+
+    def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+        self.clock.t += 6.0
+        return super().query_raw(promql, at)
+
+
+def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age() -> None:
+    clock = Clock()
+    prom = SlowClockProm(clock, delay=0.05)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    threads = [threading.Thread(target=shared.query_template, args=(TEMPLATE, variables(f"v{i}"))) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(prom.asked) == 1  # before: one query per waiting thread, in turn
+
+
+class SlowTriggerProm(TriggerProm):
+    def __init__(self, clock: Clock, *a: Any) -> None:
+        super().__init__(*a)
+        self.clock = clock
+
+    def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
+        self.clock.t += 6.0
+        time.sleep(0.02)
+        return super().query_range_raw(*a, **kw)
+
+
+def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_max_age() -> None:
+    clock = Clock()
+    prom = SlowTriggerProm(clock, {("a", f"v{i}"): const(0.1 * i) for i in range(8)})
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
+    threads = [threading.Thread(target=engine.evaluate_trigger, args=(RATIO, shared, rollout(f"v{i}", stable="v1")))
+               for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert prom.kinds() == ["range", "instant"]
