@@ -48,9 +48,6 @@ class Agenda:
         self._heap: list[tuple[float, int, Hashable]] = []
         self._seq = itertools.count()
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
     def _push(self, key: Hashable, entry: Entry, due: float) -> None:
         entry.due = due
         heapq.heappush(self._heap, (due, next(self._seq), key))
@@ -174,8 +171,6 @@ class Scheduler:
         delay = 1.0
         try:
             delay = await self._work(key, entry)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # noqa: BLE001 - `work` logs its own failures; this is the last net
             log.exception("scheduled pass failed: %s", key)
         finally:

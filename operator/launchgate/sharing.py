@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .gates import (
     QueryResult,
@@ -266,51 +266,48 @@ class SharedQueries:
         return _Window(fetched, [t / 1000 for t in steps], over, now)
 
 
+T = TypeVar("T")
+
+
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def _matrix_by_identity(raw: RawResponse, labels: tuple[str, ...],
-                        steps: set[int]) -> dict[tuple[str, ...], list[Series]]:
-    """Each identity's series as (t, value) lists; _Malformed for anything the per-rollout query
-    would not have been judged on the same way (errors, native histograms, samples off the steps)."""
-    parts = split_matrix(raw.data, labels) if raw.error is None and raw.data is not None else None
+def _by_identity(raw: RawResponse, labels: tuple[str, ...], split: Callable[[Any, tuple[str, ...]], Any],
+                 convert: Callable[[Any], T]) -> dict[tuple[str, ...], list[T]]:
+    """Each identity's series, converted; _Malformed for anything the per-rollout query would not
+    have been judged on the same way (errors, and whatever `convert` refuses)."""
+    parts = split(raw.data, labels) if raw.error is None and raw.data is not None else None
     if parts is None:
         raise _Malformed(raw.error)
-    out: dict[tuple[str, ...], list[Series]] = {}
     try:
-        for key, part in parts.items():
-            series_list: list[Series] = []
-            for series in part["result"]:
-                if "histograms" in series:
-                    raise _Malformed("native histogram samples")
-                samples = [(float(t), float(v)) for t, v in series["values"]]
-                if any(round(t * 1000) not in steps for t, _ in samples):
-                    raise _Malformed("a sample off the subquery's steps")
-                series_list.append(samples)
-            out[key] = series_list
+        return {key: [convert(series) for series in part["result"]] for key, part in parts.items()}
     except (KeyError, TypeError, ValueError) as e:
         raise _Malformed(str(e)) from None
-    return out
+
+
+def _matrix_by_identity(raw: RawResponse, labels: tuple[str, ...],
+                        steps: set[int]) -> dict[tuple[str, ...], list[Series]]:
+    """(t, value) lists; native histograms and samples off the steps are _Malformed."""
+    def samples(series: Any) -> Series:
+        if "histograms" in series:
+            raise _Malformed("native histogram samples")
+        out = [(float(t), float(v)) for t, v in series["values"]]
+        if any(round(t * 1000) not in steps for t, _ in out):
+            raise _Malformed("a sample off the subquery's steps")
+        return out
+
+    return _by_identity(raw, labels, split_matrix, samples)
 
 
 def _vector_by_identity(raw: RawResponse, labels: tuple[str, ...], at_ms: int) -> dict[tuple[str, ...], list[float]]:
-    parts = split_vector(raw.data, labels) if raw.error is None and raw.data is not None else None
-    if parts is None:
-        raise _Malformed(raw.error)
-    out: dict[tuple[str, ...], list[float]] = {}
-    try:
-        for key, part in parts.items():
-            values = []
-            for series in part["result"]:
-                t, v = series["value"]
-                if round(float(t) * 1000) != at_ms:
-                    raise _Malformed("a sample at another time")
-                values.append(float(v))
-            out[key] = values
-    except (KeyError, TypeError, ValueError) as e:
-        raise _Malformed(str(e)) from None
-    return out
+    def value(series: Any) -> float:
+        t, v = series["value"]
+        if round(float(t) * 1000) != at_ms:
+            raise _Malformed("a sample at another time")
+        return float(v)
+
+    return _by_identity(raw, labels, split_vector, value)
 
 
 __all__ = ["SharedQueries"]
