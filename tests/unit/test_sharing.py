@@ -378,3 +378,77 @@ def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_m
     for t in threads:
         t.join()
     assert prom.kinds() == ["range", "instant"]
+
+
+class TimedProm(FakeProm):
+    """Each query takes `took` seconds on the given clock; `hold` keeps the next one in flight."""
+
+    def __init__(self, clock: Clock, took: float) -> None:
+        super().__init__({("a", "v1"): "1"})
+        self.clock, self.took = clock, took
+        self.hold: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+        self.clock.t += self.took
+        self.entered.set()
+        if self.hold is not None:
+            self.hold.wait(5)
+        return super().query_raw(promql, at)
+
+
+def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use_it() -> None:
+    clock = Clock()
+    prom = TimedProm(clock, took=1.0)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    assert shared.query_template(TEMPLATE, variables("v1")).value == 1.0  # fetched at 100, took 1 s
+    clock.t = 102.9  # more than twice the fetch's duration left: no new query
+    shared.query_template(TEMPLATE, variables("v1"))
+    assert len(prom.asked) == 1
+
+    clock.t = 103.1  # less: the next asker fetches ahead of expiry...
+    prom.series[("a", "v1")] = "2"
+    prom.hold, prom.entered = threading.Event(), threading.Event()
+    ahead: dict[str, float | None] = {}
+    t = threading.Thread(target=lambda: ahead.update(v=shared.query_template(TEMPLATE, variables("v1")).value))
+    t.start()
+    assert prom.entered.wait(5)
+    # ...while the others go on with the answer they have (4.1 s old) without waiting for it.
+    assert shared.query_template(TEMPLATE, variables("v1")).value == 1.0
+    prom.hold.set()
+    t.join(5)
+    assert ahead == {"v": 2.0}
+    assert shared.query_template(TEMPLATE, variables("v1")).value == 2.0 and len(prom.asked) == 2
+
+
+def test_an_expired_answer_still_makes_askers_wait_for_the_fetch() -> None:
+    clock = Clock()
+    prom = TimedProm(clock, took=1.0)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    shared.query_template(TEMPLATE, variables("v1"))
+    clock.t = 106.5
+    prom.series[("a", "v1")] = "2"
+    assert shared.query_template(TEMPLATE, variables("v1")).value == 2.0  # never judged on a 6.5 s old answer
+
+
+class TimedTriggerProm(TriggerProm):
+    def __init__(self, clock: Clock, took: float, *a: Any) -> None:
+        super().__init__(*a)
+        self.clock, self.took = clock, took
+
+    def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
+        self.clock.t += self.took
+        return super().query_range_raw(*a, **kw)
+
+
+def test_a_trigger_window_near_its_age_is_fetched_ahead() -> None:
+    clock = Clock()
+    prom = TimedTriggerProm(clock, 1.0, {("a", "v1"): const(0.1)})
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
+    engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
+    clock.t = 102.9
+    engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
+    assert prom.kinds() == ["range", "instant"]
+    clock.t = 103.1
+    engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
+    assert prom.kinds() == ["range", "instant"] * 2
