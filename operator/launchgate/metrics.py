@@ -30,6 +30,7 @@ NotificationResult = Literal["sent", "failed", "dropped"]
 APPROVAL_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 # One evaluation is a handful of PromQL queries plus API reads: milliseconds to a query timeout.
 EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+SHARED_QUERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 @dataclass
@@ -73,6 +74,11 @@ class OperatorMetrics:
             ["kind"], buckets=EVALUATION_BUCKETS, registry=r)
         self.prometheus_queries = Counter(
             "launchgate_prometheus_queries_total", "PromQL queries sent to Prometheus.", registry=r)
+        self.shared_query_duration = Histogram(
+            "launchgate_shared_query_duration_seconds",
+            "Wall time of one query shared by all rollouts of a gate shape (a trigger window is one). "
+            "Answers are used for LAUNCHGATE_QUERY_SHARING, or twice this when longer.",
+            buckets=SHARED_QUERY_BUCKETS, registry=r)
         self.api_writes = Counter(
             "launchgate_api_writes_total", "Writes (create, patch, delete) sent to the Kubernetes API server.", registry=r)
         self.notifications = Counter(
@@ -132,6 +138,9 @@ class OperatorMetrics:
 
     def observe_api_writes(self, n: int = 1) -> None:
         self.api_writes.inc(n)
+
+    def observe_shared_query(self, seconds: float) -> None:
+        self.shared_query_duration.observe(max(0.0, seconds))
 
     def observe_notification(self, result: NotificationResult) -> None:
         """The `on_result` hook of notify.AsyncDispatcher."""
@@ -195,6 +204,10 @@ def time_evaluation(kind: EvaluationKind) -> AbstractContextManager[None]:
 
 def observe_prometheus_queries(n: int = 1) -> None:
     METRICS.observe_prometheus_queries(n)
+
+
+def observe_shared_query(seconds: float) -> None:
+    METRICS.observe_shared_query(seconds)
 
 
 def observe_api_writes(n: int = 1) -> None:

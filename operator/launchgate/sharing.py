@@ -8,7 +8,8 @@ back when it takes half of that or more) and hands each rollout its own series. 
 with distinct gates x blockers, not with rollouts.
 
 The price is freshness: a rollout may be judged on an answer up to `max_age` old (a few seconds,
-against gate windows of minutes), which is the same as having been evaluated that much earlier.
+against gate windows of minutes), which is the same as having been evaluated that much earlier;
+when Prometheus takes longer than `max_age` to answer, up to twice its answer time old.
 A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a failed
 batched query (e.g. Prometheus' sample limit) falls back to one query per rollout, as before.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from . import metrics
 from .gates import (
     QueryResult,
     RawResponse,
@@ -49,6 +51,8 @@ from .promql import TemplateError, render
 from .promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
 
 _EMPTY: dict[str, Any] = {"resultType": "vector", "result": []}
+# A shared answer stays usable for this many times its fetch's duration when that exceeds max_age.
+STRETCH = 2.0
 # Prometheus refuses range queries of more points per series than this.
 MAX_RANGE_POINTS = 11_000
 
@@ -153,23 +157,27 @@ class SharedQueries:
 
     def _fresh(self, store: dict[Any, _A], locks: dict[Any, threading.Lock], key: Any, age: float,
                fetch: Callable[[], _A]) -> _A:
-        """`store[key]` while at most `age` old, else a new fetch; one fetch at a time per key.
+        """`store[key]` while fresh, else a new fetch; one fetch at a time per key.
 
-        Near the end of its age (less than twice the last fetch's duration left) an answer is
-        fetched again ahead of time by one asker while the others go on with it. At 10,000
-        rollouts a shared query took seconds; when askers waited for every expired answer in turn,
-        the operator ran a fraction of the passes it could.
+        Fresh means at most `age` old, or twice as long as the last fetch took when that is more:
+        when Prometheus needs longer than `age` to answer, waiting for a new answer buys no
+        fresher data than the one in hand, and at 10,000 rollouts every pass queued behind each
+        expired answer in turn (31 of 32 workers on these locks, 3 passes a second). How long
+        fetches take is exported (launchgate_shared_query_duration_seconds).
 
-        An asker that waited for a fetch takes its answer even if it took longer than `age`:
-        judged by age alone, every waiter asked again in turn, one query per pass.
+        Near the end of its freshness (less than twice the last fetch's duration left) an answer is
+        fetched again ahead of time by one asker while the others go on with it. An asker that
+        waited for a fetch takes its answer whatever its age: judged by age alone, every waiter
+        asked again in turn, one query per pass.
         """
         current = store.get(key)
         with self._guard:
             lock = locks.setdefault(key, threading.Lock())
         if current is not None:
             elapsed = self._clock() - current.at
-            if elapsed <= age:
-                if elapsed < age - 2 * current.took or not lock.acquire(blocking=False):
+            fresh_for = max(age, STRETCH * current.took)
+            if elapsed <= fresh_for:
+                if elapsed < fresh_for - 2 * current.took or not lock.acquire(blocking=False):
                     return current
                 try:
                     newer = store[key]
@@ -178,13 +186,16 @@ class SharedQueries:
                     lock.release()
         with lock:
             latest = store.get(key)
-            if latest is not None and (latest is not current or self._clock() - latest.at <= age):
+            if latest is not None and latest is not current:
+                return latest
+            if latest is not None and self._clock() - latest.at <= max(age, STRETCH * latest.took):
                 return latest
             return self._refetch(store, key, fetch)
 
     def _refetch(self, store: dict[Any, _A], key: Any, fetch: Callable[[], _A]) -> _A:
         fresh = fetch()
         fresh.took = self._clock() - fresh.at
+        metrics.observe_shared_query(fresh.took)
         store[key] = fresh
         return fresh
 

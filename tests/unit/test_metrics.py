@@ -60,6 +60,7 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_rollout_last_evaluated_timestamp_seconds": "gauge",
         "launchgate_rollout_info": "gauge",
         "launchgate_evaluation_duration_seconds": "histogram",
+        "launchgate_shared_query_duration_seconds": "histogram",
         "launchgate_prometheus_queries": "counter",
         "launchgate_api_writes": "counter",
         "launchgate_notifications": "counter",

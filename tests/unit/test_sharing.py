@@ -381,7 +381,8 @@ def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_m
 
 
 class TimedProm(FakeProm):
-    """Each query takes `took` seconds on the given clock; `hold` keeps the next one in flight."""
+    """Each query takes `took` seconds on the given clock, counted when it ends; `hold` keeps
+    queries in flight until it is set."""
 
     def __init__(self, clock: Clock, took: float) -> None:
         super().__init__({("a", "v1"): "1"})
@@ -390,10 +391,10 @@ class TimedProm(FakeProm):
         self.entered = threading.Event()
 
     def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
-        self.clock.t += self.took
         self.entered.set()
         if self.hold is not None:
             self.hold.wait(5)
+        self.clock.t += self.took
         return super().query_raw(promql, at)
 
 
@@ -413,7 +414,7 @@ def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use
     t = threading.Thread(target=lambda: ahead.update(v=shared.query_template(TEMPLATE, variables("v1")).value))
     t.start()
     assert prom.entered.wait(5)
-    # ...while the others go on with the answer they have (4.1 s old) without waiting for it.
+    # ...while the others go on with the answer they have (3.1 s old) without waiting for it.
     assert shared.query_template(TEMPLATE, variables("v1")).value == 1.0
     prom.hold.set()
     t.join(5)
@@ -421,14 +422,36 @@ def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use
     assert shared.query_template(TEMPLATE, variables("v1")).value == 2.0 and len(prom.asked) == 2
 
 
-def test_an_expired_answer_still_makes_askers_wait_for_the_fetch() -> None:
+@pytest.mark.parametrize(("took", "asked_at", "value"), [
+    (1.0, 105.0, 1.0),   # max_age: 5 s
+    (1.0, 105.5, 2.0),   # expired: the asker waits for a new answer
+    (4.0, 108.0, 1.0),   # a query that takes 4 s: answers are used for 8 s
+    (4.0, 108.5, 2.0),
+])
+def test_when_an_answer_expires(took: float, asked_at: float, value: float) -> None:
     clock = Clock()
-    prom = TimedProm(clock, took=1.0)
+    prom = TimedProm(clock, took=took)
     shared = SharedQueries(prom, max_age=5.0, clock=clock)
-    shared.query_template(TEMPLATE, variables("v1"))
-    clock.t = 106.5
+    shared.query_template(TEMPLATE, variables("v1"))  # asked at 100
     prom.series[("a", "v1")] = "2"
-    assert shared.query_template(TEMPLATE, variables("v1")).value == 2.0  # never judged on a 6.5 s old answer
+    prom.hold = threading.Event()  # a fetch ahead of expiry stays in flight; a waiting asker would hang
+    prom.entered.clear()
+    clock.t = asked_at
+    if value == 1.0:
+        ahead = threading.Thread(target=shared.query_template, args=(TEMPLATE, variables("v1")))
+        ahead.start()  # the fetch ahead of expiry...
+        assert prom.entered.wait(5)
+    got: dict[str, float | None] = {}
+    asker = threading.Thread(target=lambda: got.update(v=shared.query_template(TEMPLATE, variables("v1")).value))
+    asker.start()
+    asker.join(0.5)
+    if value == 1.0:
+        assert got == {"v": 1.0}  # ...does not hold up the others
+    else:
+        assert got == {}  # waits for the new answer
+    prom.hold.set()
+    asker.join(5)
+    assert got == {"v": value}
 
 
 class TimedTriggerProm(TriggerProm):
