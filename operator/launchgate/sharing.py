@@ -115,6 +115,8 @@ class SharedQueries:
         self._answers: dict[tuple[str, tuple[str, ...]], _Answer] = {}
         self._locks: dict[tuple[str, tuple[str, ...]], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._fetching: dict[Any, float] = {}
+        """When the fetch in flight for a key began."""
         self.batched_queries = 0
 
     # MetricsSource, passed through: triggers and the CLI use rendered queries.
@@ -166,9 +168,10 @@ class SharedQueries:
         fetches take is exported (launchgate_shared_query_duration_seconds).
 
         Near the end of its freshness (less than twice the last fetch's duration left) an answer is
-        fetched again ahead of time by one asker while the others go on with it. An asker that
-        waited for a fetch takes its answer whatever its age: judged by age alone, every waiter
-        asked again in turn, one query per pass.
+        fetched again ahead of time by one asker while the others go on with it, also past its
+        freshness if that fetch runs long; so an answer is at most its freshness plus one fetch
+        (bounded by the Prometheus timeout) old. An asker that waited for a fetch takes its answer
+        whatever its age: judged by age alone, every waiter asked again in turn, one query per pass.
         """
         current = store.get(key)
         with self._guard:
@@ -184,6 +187,11 @@ class SharedQueries:
                     return newer if newer is not current else self._refetch(store, key, fetch)
                 finally:
                     lock.release()
+            started = self._fetching.get(key)
+            if started is not None and started - current.at <= fresh_for:
+                # A fetch begun while this answer was fresh is under way (it ran longer than the
+                # last one): keep using the answer until it lands, as if it had been on time.
+                return current
         with lock:
             latest = store.get(key)
             if latest is not None and latest is not current:
@@ -193,7 +201,11 @@ class SharedQueries:
             return self._refetch(store, key, fetch)
 
     def _refetch(self, store: dict[Any, _A], key: Any, fetch: Callable[[], _A]) -> _A:
-        fresh = fetch()
+        self._fetching[key] = self._clock()
+        try:
+            fresh = fetch()
+        finally:
+            del self._fetching[key]
         fresh.took = self._clock() - fresh.at
         metrics.observe_shared_query(fresh.took)
         store[key] = fresh

@@ -333,26 +333,36 @@ def test_plain_sources_still_get_one_query_per_trigger() -> None:
 
 
 class SlowClockProm(FakeProm):
-    """Each query takes longer than `max_age` on the given clock, as at 10,000 rollouts."""
+    """Each query takes longer than `max_age` on the given clock, as at 10,000 rollouts, and waits
+    for `release` so every asker is queued behind it."""
 
     def __init__(self, clock: Clock, **kw: Any) -> None:
         super().__init__({("a", f"v{i}"): str(i) for i in range(8)}, **kw)
         self.clock = clock
+        self.release = threading.Event()
 
     def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+        self.release.wait(5)
         self.clock.t += 6.0
         return super().query_raw(promql, at)
 
 
-def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age() -> None:
-    clock = Clock()
-    prom = SlowClockProm(clock, delay=0.05)
-    shared = SharedQueries(prom, max_age=5.0, clock=clock)
-    threads = [threading.Thread(target=shared.query_template, args=(TEMPLATE, variables(f"v{i}"))) for i in range(8)]
+def run_queued(targets: list[Callable[[], Any]], release: threading.Event) -> None:
+    """Start every asker, let them all queue behind the first one's fetch, then let it land."""
+    threads = [threading.Thread(target=t) for t in targets]
     for t in threads:
         t.start()
+    time.sleep(0.2)
+    release.set()
     for t in threads:
-        t.join()
+        t.join(5)
+
+
+def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age() -> None:
+    clock = Clock()
+    prom = SlowClockProm(clock)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    run_queued([lambda i=i: shared.query_template(TEMPLATE, variables(f"v{i}")) for i in range(8)], prom.release)
     assert len(prom.asked) == 1  # before: one query per waiting thread, in turn
 
 
@@ -360,10 +370,11 @@ class SlowTriggerProm(TriggerProm):
     def __init__(self, clock: Clock, *a: Any) -> None:
         super().__init__(*a)
         self.clock = clock
+        self.release = threading.Event()
 
     def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
+        self.release.wait(5)
         self.clock.t += 6.0
-        time.sleep(0.02)
         return super().query_range_raw(*a, **kw)
 
 
@@ -371,12 +382,8 @@ def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_m
     clock = Clock()
     prom = SlowTriggerProm(clock, {("a", f"v{i}"): const(0.1 * i) for i in range(8)})
     shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
-    threads = [threading.Thread(target=engine.evaluate_trigger, args=(RATIO, shared, rollout(f"v{i}", stable="v1")))
-               for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_queued([lambda i=i: engine.evaluate_trigger(RATIO, shared, rollout(f"v{i}", stable="v1"))
+                for i in range(8)], prom.release)
     assert prom.kinds() == ["range", "instant"]
 
 
@@ -475,3 +482,32 @@ def test_a_trigger_window_near_its_age_is_fetched_ahead() -> None:
     clock.t = 103.1
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
     assert prom.kinds() == ["range", "instant"] * 2
+
+
+@pytest.mark.parametrize(("fetch_from", "asked_at", "value"), [
+    (103.1, 106.0, 1.0),  # fetched ahead of expiry but running long: the answer stays in use until it lands
+    (120.0, 120.0, 2.0),  # after a quiet spell the fetch began on an expired answer: askers wait for it
+])
+def test_an_answer_past_its_freshness_while_a_fetch_is_in_flight(fetch_from: float, asked_at: float,
+                                                                  value: float) -> None:
+    clock = Clock()
+    prom = TimedProm(clock, took=1.0)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    shared.query_template(TEMPLATE, variables("v1"))  # asked at 100, took 1 s: fresh for 5 s
+    prom.series[("a", "v1")] = "2"
+    prom.hold = threading.Event()
+    prom.entered.clear()
+    clock.t = fetch_from
+    fetching = threading.Thread(target=shared.query_template, args=(TEMPLATE, variables("v1")))
+    fetching.start()
+    assert prom.entered.wait(5)
+    clock.t = asked_at
+    got: dict[str, float | None] = {}
+    asker = threading.Thread(target=lambda: got.update(v=shared.query_template(TEMPLATE, variables("v1")).value))
+    asker.start()
+    asker.join(0.5)
+    assert got == ({"v": 1.0} if value == 1.0 else {})
+    prom.hold.set()
+    asker.join(5)
+    fetching.join(5)
+    assert got == {"v": value} and len(prom.asked) == 2
