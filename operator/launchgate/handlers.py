@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics, notify
 from .durations import parse_duration
-from .kube import Kube, load_config, slim
+from .kube import Kube, Packed, load_config, slim
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .promql import TemplateError
@@ -126,7 +126,7 @@ def actions_by_rollout(namespace: str | None, spec: kopf.Spec, body: kopf.Body, 
 
 @kopf.index(GROUP, VERSION, "launchgates")
 def gates_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): slim(body)}
+    return {(namespace, name): Packed(slim(body))}
 
 
 # The operator's own Deployments and the HTTPRoutes it steers: watched so a pass finds "nothing to
@@ -171,7 +171,7 @@ def _observe(memo: kopf.Memo, plural: str, event: kopf.RawEvent, views: dict[str
     if event["type"] == "DELETED" or meta.get("deletionTimestamp"):
         memo.scheduler.remove(key)  # as a Kopf daemon did, stop at the deletion mark
     else:
-        memo.scheduler.observe(key, slim(obj))
+        memo.scheduler.observe(key, Packed(slim(obj)))
 
 
 @kopf.on.event(GROUP, VERSION, "agentrollouts")
@@ -196,14 +196,15 @@ async def _rollout_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry
     gates: kopf.Index[Any, Any] = views["gates_by_name"]
 
     def gate(gname: str) -> dict[str, Any] | None:
-        return next(iter(gates.get((namespace, gname), ())), None)
+        packed = next(iter(gates.get((namespace, gname), ())), None)
+        return packed.unpack() if packed is not None else None
 
     state = entry.state
     backoff = state.get("backoff", 1.0)
     try:
         watched = Watched(approvals=tuple(views["approvals_by_rollout"].get((namespace, name), ())),
                           actions=tuple(views["actions_by_rollout"].get((namespace, name), ())),
-                          body=entry.body, gates=gate)
+                          body=entry.body.unpack(), gates=gate)
         res = await asyncio.to_thread(memo.reconciler.reconcile, namespace, name, watched)
         now_in_use = set(res.gate_results)
         _use_gates(memo, namespace, name, now_in_use, state.get("in_use", set()))
@@ -226,7 +227,7 @@ async def _gate_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -
     if memo.gate_users.get((namespace, name)):
         return float(memo.settings.default_gate_interval)
     try:
-        return await asyncio.to_thread(evaluate_standalone, memo, namespace, name, entry.body)
+        return await asyncio.to_thread(evaluate_standalone, memo, namespace, name, entry.body.unpack())
     except Exception as e:  # noqa: BLE001
         log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}", "error": repr(e)}))
         return float(memo.settings.default_gate_interval)

@@ -58,6 +58,29 @@ def slim(body: Any, last_applied: bool = False) -> dict[str, Any]:
     return out
 
 
+class Packed:
+    """A slimmed body kept as compact JSON until a pass needs it (`unpack`).
+
+    At 10,000 rollouts the scheduler's and the gate index's bodies, kept as dicts, were about 200
+    MiB of the operator's 610 MiB of live objects (11 KiB per rollout, 8 per gate); as JSON bytes
+    they are 2-3 KiB each, and decoding one per pass takes microseconds against a pass's
+    milliseconds. Each `unpack` is a new dict, so a pass can never edit what the next one reads.
+    """
+
+    __slots__ = ("_raw", "generation")
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self._raw = json.dumps(body, separators=(",", ":")).encode()
+        self.generation: Any = (body.get("metadata") or {}).get("generation")
+
+    def unpack(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self._raw)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 ABSENT: Any = object()
 """What `Known.get` returns for an object known not to exist (None means "not known")."""
 

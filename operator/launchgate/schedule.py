@@ -25,7 +25,7 @@ log = logging.getLogger("launchgate")
 
 @dataclass
 class Entry:
-    body: dict[str, Any]
+    body: Any
     due: float
     generation: Any = None
     running: bool = False
@@ -52,9 +52,10 @@ class Agenda:
         entry.due = due
         heapq.heappush(self._heap, (due, next(self._seq), key))
 
-    def observe(self, key: Hashable, body: dict[str, Any], now: float) -> bool:
-        """A watch event's body. True when the object is due now because of it."""
-        generation = (body.get("metadata") or {}).get("generation")
+    def observe(self, key: Hashable, body: Any, now: float) -> bool:
+        """A watch event's body: a dict, or anything with a `generation` (kube.Packed). True when
+        the object is due now because of it."""
+        generation = body.generation if hasattr(body, "generation") else (body.get("metadata") or {}).get("generation")
         entry = self.entries.get(key)
         if entry is None:
             entry = self.entries[key] = Entry(body=body, due=now, generation=generation)
@@ -142,7 +143,7 @@ class Scheduler:
         self._kick = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def observe(self, key: Hashable, body: dict[str, Any]) -> None:
+    def observe(self, key: Hashable, body: Any) -> None:
         if self.agenda.observe(key, body, self._clock()):
             self._kick.set()
 

@@ -127,3 +127,18 @@ def test_scheduler_runs_each_object_alone_and_bounds_passes_in_flight() -> None:
     most, gone = asyncio.run(scenario())
     assert most == 2
     assert gone == ["a"]
+
+
+def test_packed_bodies_wake_on_a_new_generation_and_unpack_to_fresh_dicts() -> None:
+    from launchgate.kube import Packed
+
+    a = Agenda()
+    a.observe("r", Packed(body()), now=0.0)
+    [(key, entry)] = a.pop_due(0.0, 10)
+    first = entry.body.unpack()
+    first["spec"]["x"] = "edited by a pass"
+    assert entry.body.unpack() == body()  # a pass never edits what the next one reads
+    a.done(key, entry, now=1.0, delay=30.0)
+    assert a.observe("r", Packed(body(gen=1, rv="2")), now=2.0) is False
+    assert a.observe("r", Packed(body(gen=2, rv="3")), now=3.0) is True
+    assert due(a, 3.0) == ["r"]
