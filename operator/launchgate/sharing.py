@@ -10,8 +10,10 @@ with distinct gates x blockers, not with rollouts.
 The price is freshness: a rollout may be judged on an answer up to `max_age` old (a few seconds,
 against gate windows of minutes), which is the same as having been evaluated that much earlier;
 when Prometheus takes longer than `max_age` to answer, up to twice its answer time old.
-A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a failed
-batched query (e.g. Prometheus' sample limit) falls back to one query per rollout, as before.
+A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a batched
+query refused for its size (e.g. Prometheus' sample limit) falls back to one query per rollout, as
+before. One that failed because Prometheus is down or overloaded does not: every rollout gets that
+failure (missing data: gates hold, triggers do not fire), as its own query would have.
 
 Rollback triggers are shared the same way, one level down: instead of each rollout's
 `sustained_trigger_query` (which compares its canary with its baseline inside Prometheus), the
@@ -32,6 +34,7 @@ from typing import Any, TypeVar
 
 from . import metrics
 from .gates import (
+    UNREACHABLE,
     QueryResult,
     RawResponse,
     Series,
@@ -61,9 +64,11 @@ MAX_RANGE_POINTS = 11_000
 class _Answer:
     at: float
     series: dict[tuple[str, ...], dict[str, Any]] | None
-    """None: the batched query failed; callers ask per rollout until the next attempt."""
+    """None: the batched query failed; callers ask per rollout until the next attempt, unless
+    Prometheus was overloaded (see `overloaded`)."""
     took: float = 0.0
     """Seconds the fetch took, to know how early the next one must start."""
+    error: str | None = None
 
 
 @dataclass
@@ -77,6 +82,7 @@ class _Window:
     now: dict[tuple[str, tuple[str, ...]], dict[tuple[str, ...], list[float]]]
     """Per batched query and identity: its values at the evaluation time."""
     took: float = 0.0
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,14 @@ class _TriggerPlan:
 
 class _Malformed(Exception):
     pass
+
+
+def overloaded(error: str) -> bool:
+    """A batched query that failed because Prometheus is down, overloaded or too slow: asked per
+    rollout instead, it fails the same way thousands of times. At 10,000 rollouts a timed-out
+    shared query turned into ~3,000 queries a window and the operator fell minutes behind. Only a
+    query refused for its size (e.g. too many samples) is worth asking per rollout."""
+    return error.startswith(UNREACHABLE) or any(mark in error for mark in ("(HTTP 503", "(HTTP 429", ", timeout)"))
 
 
 _A = TypeVar("_A", _Answer, _Window)
@@ -136,6 +150,8 @@ class SharedQueries:
             return self.source.query(render(template, variables), at)
         answer = self._answer(shape, age)
         if answer.series is None:
+            if answer.error is not None and overloaded(answer.error):
+                return QueryResult.unavailable(answer.error)
             return self.source.query(render(template, variables), at)
         return from_prometheus(answer.series.get(shape.key(variables), _EMPTY))
 
@@ -153,7 +169,7 @@ class SharedQueries:
             raw = self.source.query_raw(shape.query)
             self.batched_queries += 1
             series = split_vector(raw.data, shape.labels) if raw.error is None and raw.data is not None else None
-            return _Answer(at, series)
+            return _Answer(at, series, error=raw.error)
 
         return self._fresh(self._answers, self._locks, (shape.query, shape.labels), age, fetch)
 
@@ -235,6 +251,8 @@ class SharedQueries:
                                        variables_stable)
         window = self._window(trigger, plan, age)
         if window.over is None:
+            if window.error is not None and overloaded(window.error):
+                return interpret_trigger(trigger, RawResponse(error=window.error))
             return self._trigger_alone(trigger, canary_template, baseline_template, variables_canary,
                                        variables_stable)
         c = (plan.canary.query, plan.canary.labels)
@@ -306,8 +324,8 @@ class SharedQueries:
                 instant = self.source.query_raw(query, _utc(at_ms))
                 self.batched_queries += 1
                 now[(query, labels)] = _vector_by_identity(instant, labels, at_ms)
-        except _Malformed:
-            return _Window(fetched, [], None, {})
+        except _Malformed as e:
+            return _Window(fetched, [], None, {}, error=str(e.args[0]) if e.args and e.args[0] else None)
         return _Window(fetched, [t / 1000 for t in steps], over, now)
 
 

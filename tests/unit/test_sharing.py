@@ -511,3 +511,49 @@ def test_an_answer_past_its_freshness_while_a_fetch_is_in_flight(fetch_from: flo
     asker.join(5)
     fetching.join(5)
     assert got == {"v": value} and len(prom.asked) == 2
+
+
+OVERLOADED = [
+    ("prometheus unreachable: Read timed out. (read timeout=10.0)", False),
+    ("prometheus unreachable: HTTP 503 from a proxy in front of Prometheus", False),
+    ("query error: query timed out in query execution (HTTP 503, timeout)", False),
+    ("query error: too many requests (HTTP 429, unavailable)", False),
+    ("query error: query processing would load too many samples into memory (HTTP 422, execution)", True),
+]
+
+
+@pytest.mark.parametrize(("error", "per_rollout"), OVERLOADED)
+def test_only_a_batched_query_refused_for_its_size_is_asked_per_rollout(error: str, per_rollout: bool) -> None:
+    class Failing(FakeProm):
+        def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
+            if "by (" in promql:
+                with self._lock:
+                    self.asked.append(promql)
+                return RawResponse(error=error)
+            return super().query_raw(promql, at)
+
+    prom = Failing({("a", "v1"): "1", ("a", "v2"): "2"})
+    shared = SharedQueries(prom, max_age=5.0)
+    got = [shared.query_template(TEMPLATE, variables(v)) for v in ("v1", "v2")]
+    if per_rollout:
+        assert [r.value for r in got] == [1.0, 2.0] and len(prom.asked) == 3
+    else:
+        # What each rollout's own query would have said, without sending thousands of them.
+        assert all(r.value is None and r.missing == error for r in got) and len(prom.asked) == 1
+
+
+@pytest.mark.parametrize(("error", "per_rollout"), OVERLOADED)
+def test_a_trigger_window_that_failed_under_load_is_not_asked_per_rollout(error: str, per_rollout: bool) -> None:
+    class Failing(TriggerProm):
+        def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
+            super().query_range_raw(*a, **kw)
+            return RawResponse(error=error)
+
+    prom = Failing({("a", "v-bad"): const(0.3), ("a", "v-other"): const(0.3)})
+    shared = SharedQueries(prom, max_age=5.0, wall_clock=lambda: 1000.5)
+    got = [engine.evaluate_trigger(RATIO, shared, rollout(v)) for v in ("v-bad", "v-other")]
+    if per_rollout:
+        assert prom.kinds() == ["range", "alone", "alone"]
+    else:
+        assert prom.kinds() == ["range"]
+        assert all(r.missing and not r.fired and r.reason == error for r in got)
