@@ -77,9 +77,6 @@ class Packed:
         out: dict[str, Any] = json.loads(self._raw)
         return out
 
-    def __len__(self) -> int:
-        return len(self._raw)
-
 
 ABSENT: Any = object()
 """What `Known.get` returns for an object known not to exist (None means "not known")."""

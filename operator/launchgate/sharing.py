@@ -107,6 +107,11 @@ def overloaded(error: str) -> bool:
 _A = TypeVar("_A", _Answer, _Window)
 
 
+def _fresh_for(answer: _Answer | _Window, age: float) -> float:
+    """How long after its fetch began an answer may be used (see SharedQueries._fresh)."""
+    return max(age, STRETCH * answer.took)
+
+
 class SharedQueries:
     """A MetricsSource that also answers templates, sharing batched queries between callers.
 
@@ -194,7 +199,7 @@ class SharedQueries:
             lock = locks.setdefault(key, threading.Lock())
         if current is not None:
             elapsed = self._clock() - current.at
-            fresh_for = max(age, STRETCH * current.took)
+            fresh_for = _fresh_for(current, age)
             if elapsed <= fresh_for:
                 if elapsed < fresh_for - 2 * current.took or not lock.acquire(blocking=False):
                     return current
@@ -212,7 +217,7 @@ class SharedQueries:
             latest = store.get(key)
             if latest is not None and latest is not current:
                 return latest
-            if latest is not None and self._clock() - latest.at <= max(age, STRETCH * latest.took):
+            if latest is not None and self._clock() - latest.at <= _fresh_for(latest, age):
                 return latest
             return self._refetch(store, key, fetch)
 

@@ -332,61 +332,6 @@ def test_plain_sources_still_get_one_query_per_trigger() -> None:
     assert r.reason == "query error: asked alone" and prom.kinds() == ["alone"]
 
 
-class SlowClockProm(FakeProm):
-    """Each query takes longer than `max_age` on the given clock, as at 10,000 rollouts, and waits
-    for `release` so every asker is queued behind it."""
-
-    def __init__(self, clock: Clock, **kw: Any) -> None:
-        super().__init__({("a", f"v{i}"): str(i) for i in range(8)}, **kw)
-        self.clock = clock
-        self.release = threading.Event()
-
-    def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
-        self.release.wait(5)
-        self.clock.t += 6.0
-        return super().query_raw(promql, at)
-
-
-def run_queued(targets: list[Callable[[], Any]], release: threading.Event) -> None:
-    """Start every asker, let them all queue behind the first one's fetch, then let it land."""
-    threads = [threading.Thread(target=t) for t in targets]
-    for t in threads:
-        t.start()
-    time.sleep(0.2)
-    release.set()
-    for t in threads:
-        t.join(5)
-
-
-def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age() -> None:
-    clock = Clock()
-    prom = SlowClockProm(clock)
-    shared = SharedQueries(prom, max_age=5.0, clock=clock)
-    run_queued([lambda i=i: shared.query_template(TEMPLATE, variables(f"v{i}")) for i in range(8)], prom.release)
-    assert len(prom.asked) == 1  # before: one query per waiting thread, in turn
-
-
-class SlowTriggerProm(TriggerProm):
-    def __init__(self, clock: Clock, *a: Any) -> None:
-        super().__init__(*a)
-        self.clock = clock
-        self.release = threading.Event()
-
-    def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
-        self.release.wait(5)
-        self.clock.t += 6.0
-        return super().query_range_raw(*a, **kw)
-
-
-def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_max_age() -> None:
-    clock = Clock()
-    prom = SlowTriggerProm(clock, {("a", f"v{i}"): const(0.1 * i) for i in range(8)})
-    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
-    run_queued([lambda i=i: engine.evaluate_trigger(RATIO, shared, rollout(f"v{i}", stable="v1"))
-                for i in range(8)], prom.release)
-    assert prom.kinds() == ["range", "instant"]
-
-
 class TimedProm(FakeProm):
     """Each query takes `took` seconds on the given clock, counted when it ends; `hold` keeps
     queries in flight until it is set."""
@@ -403,6 +348,52 @@ class TimedProm(FakeProm):
             self.hold.wait(5)
         self.clock.t += self.took
         return super().query_raw(promql, at)
+
+
+class TimedTriggerProm(TriggerProm):
+    """Each range query takes `took` seconds on the given clock, counted when it ends; `hold`
+    keeps range queries in flight until it is set."""
+
+    def __init__(self, clock: Clock, took: float, *a: Any) -> None:
+        super().__init__(*a)
+        self.clock, self.took = clock, took
+        self.hold: threading.Event | None = None
+
+    def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
+        if self.hold is not None:
+            self.hold.wait(5)
+        self.clock.t += self.took
+        return super().query_range_raw(*a, **kw)
+
+
+def run_queued(targets: list[Callable[[], Any]], release: threading.Event) -> None:
+    """Start every asker, let them all queue behind the first one's fetch, then let it land."""
+    threads = [threading.Thread(target=t) for t in targets]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    release.set()
+    for t in threads:
+        t.join(5)
+
+
+def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age() -> None:
+    clock = Clock()
+    prom = TimedProm(clock, took=6.0)  # longer than max_age, as at 10,000 rollouts
+    prom.hold = threading.Event()
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    run_queued([lambda i=i: shared.query_template(TEMPLATE, variables(f"v{i}")) for i in range(8)], prom.hold)
+    assert len(prom.asked) == 1  # before: one query per waiting thread, in turn
+
+
+def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_max_age() -> None:
+    clock = Clock()
+    prom = TimedTriggerProm(clock, 6.0, {("a", f"v{i}"): const(0.1 * i) for i in range(8)})
+    prom.hold = threading.Event()
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
+    run_queued([lambda i=i: engine.evaluate_trigger(RATIO, shared, rollout(f"v{i}", stable="v1"))
+                for i in range(8)], prom.hold)
+    assert prom.kinds() == ["range", "instant"]
 
 
 def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use_it() -> None:
@@ -459,16 +450,6 @@ def test_when_an_answer_expires(took: float, asked_at: float, value: float) -> N
     prom.hold.set()
     asker.join(5)
     assert got == {"v": value}
-
-
-class TimedTriggerProm(TriggerProm):
-    def __init__(self, clock: Clock, took: float, *a: Any) -> None:
-        super().__init__(*a)
-        self.clock, self.took = clock, took
-
-    def query_range_raw(self, *a: Any, **kw: Any) -> RawResponse:
-        self.clock.t += self.took
-        return super().query_range_raw(*a, **kw)
 
 
 def test_a_trigger_window_near_its_age_is_fetched_ahead() -> None:
