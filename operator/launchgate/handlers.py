@@ -74,7 +74,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     prom, lg_settings, workers = settings_from_env()
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
-    memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")))
+    memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")),
+                     confirmed_resync=parse_duration(os.environ.get("LAUNCHGATE_WATCHED_RESYNC_INTERVAL", "1h")))
     memo.metrics = SharedQueries(source_from_config(prom),
                                  max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")))
     memo.settings = lg_settings

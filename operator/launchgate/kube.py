@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +88,7 @@ class _Entry:
     rv: str | None
     value: Any
     at: float
+    confirmed: bool = False
 
 
 class Known:
@@ -96,38 +98,62 @@ class Known:
     Without it every pass read two Deployments and an HTTPRoute to find nothing to do: a quarter of
     the operator's CPU at steady state. The watch replaces an entry whenever someone else changes
     the object (a GitOps tool resetting weights, a person scaling a Deployment), so drift is still
-    corrected on the next pass. Entries older than `resync` seconds are read again, like an
-    informer's resync: a watch that is down or not allowed must not leave the operator blind.
+    corrected on the next pass.
+
+    An entry is re-read when it gets old, like an informer's resync, so that a watch that is down
+    or not allowed cannot leave the operator blind. How old depends on whether the watch has shown
+    this very version (the operator's own write coming back, or a listing after a reconnect): then
+    the watch is known to work for the object and `confirmed_resync` (long) applies; otherwise
+    `resync` (short). A 5-minute re-read of every entry was 100 GETs/s at 10,000 rollouts while the
+    watches were healthy. Expiries are spread over `spread` of the interval by a hash of the key,
+    so objects created together are not all read again in the same second.
     """
 
-    def __init__(self, resync: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, resync: float = 300.0, clock: Callable[[], float] = time.monotonic,
+                 confirmed_resync: float | None = None, spread: float = 0.0) -> None:
         self.resync = resync
+        self.confirmed_resync = resync if confirmed_resync is None else max(resync, confirmed_resync)
+        self.spread = spread
         self._clock = clock
         self._entries: dict[tuple[str, str, str], _Entry] = {}
         self._lock = threading.Lock()
 
+    def _limit(self, key: tuple[str, str, str], e: _Entry) -> float:
+        base = self.confirmed_resync if e.confirmed else self.resync
+        if not self.spread:
+            return base
+        return base * (1.0 - self.spread * (zlib.crc32("/".join(key).encode()) / 2**32))
+
     def get(self, kind: str, namespace: str, name: str) -> Any:
         """The known value, ABSENT, or None when unknown or due for a re-read."""
-        e = self._entries.get((kind, namespace, name))
-        if e is None or self._clock() - e.at >= self.resync:
+        key = (kind, namespace, name)
+        e = self._entries.get(key)
+        if e is None or self._clock() - e.at >= self._limit(key, e):
             return None
         return e.value
 
     def put(self, kind: str, namespace: str, name: str, rv: str | None, value: Any) -> None:
-        """What the operator itself just read or wrote (value ABSENT for a 404)."""
+        """What the operator itself just read or wrote (value ABSENT for a 404). The watch may have
+        shown this version already (its event can beat the response): then it stays confirmed."""
+        key = (kind, namespace, name)
         with self._lock:
-            self._entries[(kind, namespace, name)] = _Entry(rv, value, self._clock())
+            e = self._entries.get(key)
+            confirmed = e is not None and e.confirmed and rv is not None and e.rv == rv
+            self._entries[key] = _Entry(rv, value, self._clock(), confirmed)
 
     def watched(self, kind: str, namespace: str, name: str, rv: str | None, value: Any, deleted: bool) -> None:
-        """A watch event. An event for the version the operator already holds changes nothing (its
-        own write coming back); any other replaces the entry, a deletion makes it ABSENT."""
+        """A watch event. One for the version the operator already holds (its own write coming
+        back) keeps the value and confirms it; any other replaces the entry, a deletion makes it
+        ABSENT."""
         key = (kind, namespace, name)
         with self._lock:
             e = self._entries.get(key)
             if deleted:
-                self._entries[key] = _Entry(None, ABSENT, self._clock())
+                self._entries[key] = _Entry(None, ABSENT, self._clock(), True)
             elif e is None or e.rv != rv:
-                self._entries[key] = _Entry(rv, value, self._clock())
+                self._entries[key] = _Entry(rv, value, self._clock(), True)
+            else:  # the same version again: the watch works for this object
+                e.confirmed, e.at = True, self._clock()
 
     def forget(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
@@ -156,7 +182,7 @@ REVISION_ANNOTATION = "launchgate.dev/revision"
 class Kube:
     """Thin, typed verbs over the API, named for what the operator needs rather than for REST."""
 
-    def __init__(self, api: client.ApiClient, resync: float = 300.0) -> None:
+    def __init__(self, api: client.ApiClient, resync: float = 300.0, confirmed_resync: float = 3600.0) -> None:
         self.api = api
         # Typed as Any: the client's generated stubs want model objects; we pass plain dicts.
         self.core: Any = client.CoreV1Api(api)
@@ -165,7 +191,7 @@ class Kube:
         self.custom: Any = client.CustomObjectsApi(api)
         self.writes = 0
         self._services_seen: set[tuple[str, str, str]] = set()
-        self.known = Known(resync)
+        self.known = Known(resync, confirmed_resync=confirmed_resync, spread=0.25)
         self._unseen: dict[tuple[str, str, str], str | None] = {}
 
     def _wrote(self) -> None:

@@ -47,11 +47,46 @@ A, B = DeploymentState(2, "r1"), DeploymentState(0, "r1")
     ([("put", "5", A), ("wait", 299.0)], A),
     ([("put", "5", A), ("wait", 300.0)], None),                      # resync: a missed event cannot last
     ([("put", "5", A), ("wait", 200.0), ("watch", "6", B, False), ("wait", 200.0)], B),  # the watch refreshes
-    ([("put", "5", A), ("wait", 200.0), ("watch", "5", A, False), ("wait", 200.0)], None),  # an echo does not
+    # Once the watch has shown the held version, it works for this object: the long resync applies.
+    ([("put", "5", A), ("watch", "5", A, False), ("wait", 3599.0)], A),
+    ([("put", "5", A), ("watch", "5", A, False), ("wait", 3600.0)], None),  # still re-read, seldom
+    ([("put", "5", A), ("wait", 200.0), ("watch", "5", A, False), ("wait", 3599.0)], A),  # an echo refreshes
+    ([("watch", "6", B, False), ("wait", 3599.0)], B),
+    ([("put", "5", A), ("watch", "5", A, True), ("wait", 3599.0)], ABSENT),
+    # The event beat the write's response: the same version stays confirmed...
+    ([("watch", "5", A, False), ("put", "5", A), ("wait", 3599.0)], A),
+    # ...but an own write of a newer version waits for its own echo.
+    ([("watch", "5", A, False), ("put", "6", B), ("wait", 300.0)], None),
+    ([("watch", "5", A, False), ("put", "6", B), ("watch", "6", B, False), ("wait", 3599.0)], B),
+    ([("watch", "5", A, False), ("forget",)], None),
+    ([("watch", "5", A, False), ("put", None, ABSENT), ("wait", 300.0)], None),  # a 404 read is not confirmed
 ])
 def test_known(script: list[tuple], expected: object) -> None:
     clock = Clock()
-    assert steps(Known(resync=300.0, clock=clock), clock, script) == expected
+    assert steps(Known(resync=300.0, confirmed_resync=3600.0, clock=clock), clock, script) == expected
+
+
+def test_spread_keeps_expiries_of_objects_made_together_apart() -> None:
+    """Rollouts created in one burst must not all be re-read in the same second an hour later."""
+    clock = Clock()
+    known = Known(resync=300.0, confirmed_resync=3600.0, spread=0.25, clock=clock)
+    names = [f"d{i}" for i in range(1000)]
+    for n in names:
+        known.watched("deployments", "ns", n, "1", A, False)
+    expired_at = {}
+    for t in range(2700, 3601, 10):
+        clock.t = 1000.0 + t
+        for n in names:
+            if n not in expired_at and known.get("deployments", "ns", n) is None:
+                expired_at[n] = t
+    assert len(expired_at) == len(names)                        # all are re-read within the interval
+    assert min(expired_at.values()) >= 2700                     # none before 75% of it
+    per_minute = [sum(1 for t in expired_at.values() if m * 60 <= t < (m + 1) * 60) for m in range(45, 61)]
+    assert max(per_minute) < len(names) / 10                     # no minute takes a tenth of them
+
+
+def test_confirmed_resync_is_never_shorter() -> None:
+    assert Known(resync=300.0, confirmed_resync=60.0).confirmed_resync == 300.0
 
 
 @pytest.mark.parametrize("body,state", [
