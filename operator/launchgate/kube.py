@@ -105,8 +105,11 @@ class Known:
     this very version (the operator's own write coming back, or a listing after a reconnect): then
     the watch is known to work for the object and `confirmed_resync` (long) applies; otherwise
     `resync` (short). A 5-minute re-read of every entry was 100 GETs/s at 10,000 rollouts while the
-    watches were healthy. Expiries are spread over `spread` of the interval by a hash of the key,
-    so objects created together are not all read again in the same second.
+    watches were healthy. An object a read found missing (a rollout's canary Deployment between
+    rollouts) has no version to confirm: it gets the long resync once the watch of its kind has
+    delivered anything, since a watch that works reports a creation. Expiries are spread over
+    `spread` of the interval by a hash of the key, so objects created together are not all read
+    again in the same second.
     """
 
     def __init__(self, resync: float = 300.0, clock: Callable[[], float] = time.monotonic,
@@ -116,10 +119,16 @@ class Known:
         self.spread = spread
         self._clock = clock
         self._entries: dict[tuple[str, str, str], _Entry] = {}
+        self._watching: set[str] = set()
         self._lock = threading.Lock()
 
+    def now(self) -> float:
+        """The clock entries are stamped with: pass it back to `put` as `read_since`."""
+        return self._clock()
+
     def _limit(self, key: tuple[str, str, str], e: _Entry) -> float:
-        base = self.confirmed_resync if e.confirmed else self.resync
+        trusted = e.confirmed or (e.value is ABSENT and key[0] in self._watching)
+        base = self.confirmed_resync if trusted else self.resync
         if not self.spread:
             return base
         return base * (1.0 - self.spread * (zlib.crc32("/".join(key).encode()) / 2**32))
@@ -132,14 +141,21 @@ class Known:
             return None
         return e.value
 
-    def put(self, kind: str, namespace: str, name: str, rv: str | None, value: Any) -> None:
-        """What the operator itself just read or wrote (value ABSENT for a 404). The watch may have
-        shown this version already (its event can beat the response): then it stays confirmed."""
+    def put(self, kind: str, namespace: str, name: str, rv: str | None, value: Any,
+            read_since: float | None = None) -> Any:
+        """What the operator itself just read or wrote (value ABSENT for a 404); returns the value
+        now held. The watch may have shown this version already (its event can beat the
+        response): then it stays confirmed. For a read begun at `read_since`, a watch event that
+        arrived meanwhile wins: the read may have been answered before that change, and keeping it
+        would trust an old state."""
         key = (kind, namespace, name)
         with self._lock:
             e = self._entries.get(key)
+            if read_since is not None and e is not None and e.confirmed and e.at >= read_since and e.rv != rv:
+                return e.value
             confirmed = e is not None and e.confirmed and rv is not None and e.rv == rv
             self._entries[key] = _Entry(rv, value, self._clock(), confirmed)
+            return value
 
     def watched(self, kind: str, namespace: str, name: str, rv: str | None, value: Any, deleted: bool) -> None:
         """A watch event. One for the version the operator already holds (its own write coming
@@ -147,6 +163,7 @@ class Known:
         ABSENT."""
         key = (kind, namespace, name)
         with self._lock:
+            self._watching.add(kind)
             e = self._entries.get(key)
             if deleted:
                 self._entries[key] = _Entry(None, ABSENT, self._clock(), True)
@@ -267,21 +284,22 @@ class Kube:
             return None
         if known is not None:
             return known
+        since = self.known.now()
         try:
             dep = self.api.sanitize_for_serialization(self.apps.read_namespaced_deployment(name, namespace))
         except ApiException as e:
             if e.status == 404:
-                self.known.put("deployments", namespace, name, None, ABSENT)
-                return None
+                held = self.known.put("deployments", namespace, name, None, ABSENT, read_since=since)
+                return None if held is ABSENT else held
             raise
-        return self._keep_deployment(namespace, dep)
+        return self._keep_deployment(namespace, dep, read_since=since)
 
-    def _keep_deployment(self, namespace: str, dep: Any) -> DeploymentState:
+    def _keep_deployment(self, namespace: str, dep: Any, read_since: float | None = None) -> DeploymentState | None:
+        """Remember a Deployment read or written; what is held now (a watch event during a read wins)."""
         body = dep if isinstance(dep, dict) else self.api.sanitize_for_serialization(dep)
-        state = DeploymentState.of(body)
-        self.known.put("deployments", namespace, body["metadata"]["name"], body["metadata"].get("resourceVersion"),
-                       state)
-        return state
+        held = self.known.put("deployments", namespace, body["metadata"]["name"],
+                              body["metadata"].get("resourceVersion"), DeploymentState.of(body), read_since=read_since)
+        return None if held is ABSENT else held
 
     def watched_deployment(self, body: dict[str, Any], deleted: bool = False) -> None:
         meta = body.get("metadata") or {}
@@ -392,17 +410,18 @@ class Kube:
             return None
         if known is not None:
             return known
+        since = self.known.now()
         try:
             route: dict[str, Any] = self.custom.get_namespaced_custom_object(
                 GATEWAY_GROUP, GATEWAY_VERSION, namespace, "httproutes", name)
         except ApiException as e:
             if e.status == 404:
-                self.known.put("httproutes", namespace, name, None, ABSENT)
-                return None
+                held = self.known.put("httproutes", namespace, name, None, ABSENT, read_since=since)
+                return None if held is ABSENT else held
             raise
-        self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"),
-                       slim(route, last_applied=True))
-        return route
+        held = self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"),
+                              slim(route, last_applied=True), read_since=since)
+        return None if held is ABSENT else held
 
     def watched_httproute(self, body: dict[str, Any], deleted: bool = False) -> None:
         meta = body.get("metadata") or {}

@@ -17,10 +17,17 @@ class Clock:
 
 
 def steps(known: Known, clock: Clock, script: list[tuple]) -> object:
+    since = None
     for step in script:
         op, *args = step
         if op == "put":
             known.put("deployments", "ns", "d", *args)
+        elif op == "read begins":
+            since = known.now()
+        elif op == "read answered":
+            known.put("deployments", "ns", "d", *args, read_since=since)
+        elif op == "watch another":
+            known.watched("deployments", "ns", "other", "1", A, False)
         elif op == "watch":
             rv, value, deleted = args
             known.watched("deployments", "ns", "d", rv, value, deleted)
@@ -59,7 +66,18 @@ A, B = DeploymentState(2, "r1"), DeploymentState(0, "r1")
     ([("watch", "5", A, False), ("put", "6", B), ("wait", 300.0)], None),
     ([("watch", "5", A, False), ("put", "6", B), ("watch", "6", B, False), ("wait", 3599.0)], B),
     ([("watch", "5", A, False), ("forget",)], None),
-    ([("watch", "5", A, False), ("put", None, ABSENT), ("wait", 300.0)], None),  # a 404 read is not confirmed
+    ([("put", None, ABSENT), ("wait", 300.0)], None),           # a 404 read with no watch seen: short...
+    # ...but once the kind's watch has delivered anything, a creation would be reported: trust it long.
+    ([("watch", "5", A, False), ("put", None, ABSENT), ("wait", 3599.0)], ABSENT),
+    ([("watch another",), ("put", None, ABSENT), ("wait", 3599.0)], ABSENT),
+    ([("watch another",), ("put", None, ABSENT), ("wait", 3600.0)], None),
+    ([("watch another",), ("put", "5", A), ("wait", 300.0)], None),   # a present object needs its own echo
+    # A change the watch reported while a read was in flight wins over the read's answer.
+    ([("read begins",), ("watch", "6", B, False), ("read answered", "5", A)], B),
+    ([("read begins",), ("watch", "6", B, False), ("read answered", None, ABSENT)], B),
+    ([("read begins",), ("watch", "6", B, True), ("read answered", "5", A)], ABSENT),
+    ([("watch", "6", B, False), ("wait", 1.0), ("read begins",), ("read answered", "7", A)], A),  # older event
+    ([("read begins",), ("watch", "6", B, False), ("read answered", "6", B), ("wait", 3599.0)], B),  # same: confirmed
 ])
 def test_known(script: list[tuple], expected: object) -> None:
     clock = Clock()
