@@ -21,8 +21,9 @@ its canary phase. Then:
 How things are measured, and why that way:
 
 - Evaluation lag comes from the operator's `launchgate_rollout_last_evaluated_timestamp_seconds`
-  gauge (the end of each rollout's last pass), scraped from its /metrics a few times per window:
-  each distinct value is one evaluation. (Prometheus' query log served until gate and trigger
+  gauge (the end of each rollout's last pass), scraped from its /metrics three times per window
+  (a value lasts a whole interval, so no pass is missed; at 10,000 rollouts a scrape every window/6
+  was an eighth of the operator's CPU): each distinct value is one evaluation. (Prometheus' query log served until gate and trigger
   queries became shared between rollouts and stopped naming a revision.) Lag is the gap between
   consecutive evaluations of one rollout minus the window (the rollout's interval); the target is
   a gap of at most window + 5 s.
@@ -721,7 +722,7 @@ class SizeRun:
         self.sampler = ProcSampler(self.operator.pid)
         self.sampler.start()
         self.poller = EvaluationPoller(f"http://127.0.0.1:{metrics_port}/metrics", NAMESPACE,
-                                       every=max(1.0, self.o.window / 6))
+                                       every=max(1.0, self.o.window / 3))
         self.poller.start()
         self.result["setup"]["controlplane_s"] = time.monotonic() - t0
 
