@@ -130,6 +130,27 @@ def gates_by_name(namespace: str | None, name: str, body: kopf.Body, **_: Any) -
     return {(namespace, name): Packed(slim(body))}
 
 
+# A new approval or action is acted on at once rather than at the rollout's next interval: an
+# approver waiting out a 5-minute interval after `kubectl launchgate approve` sees nothing happen.
+# Kopf indexes an object before it calls its event handlers, so the woken pass sees it. Listing
+# events (type None) wake nothing: every rollout is due at once when first seen anyway.
+@kopf.on.event(GROUP, VERSION, "approvals")
+async def approval_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _wake_rollout(memo, event)
+
+
+@kopf.on.event(GROUP, VERSION, "rolloutactions")
+async def action_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    _wake_rollout(memo, event)
+
+
+def _wake_rollout(memo: kopf.Memo, event: kopf.RawEvent) -> None:
+    obj = event["object"]
+    rollout = (obj.get("spec") or {}).get("rollout")
+    if event["type"] is not None and isinstance(rollout, str) and getattr(memo, "scheduler", None) is not None:
+        memo.scheduler.wake(("agentrollouts", (obj.get("metadata") or {}).get("namespace"), rollout))
+
+
 # The operator's own Deployments and the HTTPRoutes it steers: watched so a pass finds "nothing to
 # do" without reading them, and still sees anyone else's change (see kube.Known).
 @kopf.on.event("apps", "v1", "deployments", labels={ROLLOUT: kopf.PRESENT})

@@ -75,6 +75,20 @@ class Agenda:
             self._push(key, entry, now)
         return True
 
+    def wake(self, key: Hashable, now: float) -> bool:
+        """Something the object's pass reads, but which is not the object, changed (an approval, an
+        action): due now, or right after the pass in flight. True when due now; False also for an
+        unknown object (a rollout not seen yet is due at once anyway when it is)."""
+        entry = self.entries.get(key)
+        if entry is None or entry.removed:
+            return False
+        if entry.running:
+            entry.woken = True
+            return False
+        if entry.due > now:
+            self._push(key, entry, now)
+        return True
+
     def remove(self, key: Hashable) -> Entry | None:
         """The object is gone. Returns its entry when nothing runs for it any more (the caller
         cleans up now); while a pass runs, the entry is dropped when that pass ends (see `done`)."""
@@ -145,6 +159,10 @@ class Scheduler:
 
     def observe(self, key: Hashable, body: Any) -> None:
         if self.agenda.observe(key, body, self._clock()):
+            self._kick.set()
+
+    def wake(self, key: Hashable) -> None:
+        if self.agenda.wake(key, self._clock()):
             self._kick.set()
 
     def remove(self, key: Hashable) -> None:

@@ -124,6 +124,36 @@ def test_an_approval_given_before_the_template_changed_does_not_count(world: Wor
     assert st["state"] == "AwaitingApproval"
 
 
+@pytest.mark.parametrize("act", ["approve", "abort"])
+def test_an_approval_or_action_is_acted_on_at_once_not_at_the_next_interval(world: World, act: str) -> None:
+    """Once the rollout waits for people, its interval is made an hour: only the operator's watch
+    on Approvals and RolloutActions can make the next pass come within the test's time."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "slow", phases=APPROVAL_PHASES)
+    rev2 = when_a_new_revision_is_applied(w, "slow")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    awaiting(w, "slow")
+    kubectl(w.kubeconfig, "patch", "agentrollout", "slow", "-n", w.ns, "--type=merge", "-p",
+            '{"spec": {"interval": "1h"}}')
+    generation = w.get("agentrollout", "slow")["metadata"]["generation"]
+    w.wait_status("slow", "the pass after the edit (the last before an hour)",
+                  lambda s: s.get("observedGeneration") == generation)
+    if act == "approve":
+        plugin(w, "alice", "approve", "slow")
+        w.wait_status("slow", "alice's approval counted at once",
+                      lambda s: (s.get("pendingApproval") or {}).get("approvedBy") == ["alice"], timeout=20)
+        plugin(w, "bob", "approve", "slow")
+        st = w.wait_status("slow", "the approved promotion at once",
+                           lambda s: s.get("state") != "AwaitingApproval", timeout=20)
+        assert st["state"] in ("Progressing", "Healthy"), st
+    else:
+        plugin(w, "carol", "abort", "slow")
+        st = w.wait_status("slow", "the abort at once",
+                           lambda s: (s.get("lastAction") or {}).get("action") == "abort", timeout=20)
+        assert st["state"] in ("RollingBack", "Degraded") and "carol" in st["message"], st
+
+
 def _approval(w: World, approver: str, group: str = "reliability-reviewers") -> str:
     return yaml.safe_dump({
         "apiVersion": "launchgate.dev/v1alpha1", "kind": "Approval",

@@ -55,6 +55,34 @@ def test_a_spec_change_during_a_pass_runs_again_right_after_it() -> None:
     assert due(a, 2.0) == ["r"]
 
 
+def test_a_wake_makes_an_idle_object_due_now_and_a_running_one_due_after_its_pass() -> None:
+    a = Agenda()
+    a.observe("r", body(), now=0.0)
+    [(key, entry)] = a.pop_due(0.0, 10)
+    assert a.wake("r", now=0.5) is False           # running: not twice at once...
+    a.done(key, entry, now=1.0, delay=30.0)
+    [(key, entry)] = a.pop_due(1.0, 10)            # ...but again right after it
+    a.done(key, entry, now=2.0, delay=30.0)
+    assert due(a, 5.0) == []
+    assert a.wake("r", now=5.0) is True            # idle: at once, not at 32.0
+    [(key, entry)] = a.pop_due(5.0, 10)
+    a.done(key, entry, now=6.0, delay=30.0)
+    assert due(a, 35.9) == [] and due(a, 36.0) == ["r"]  # and then its interval from that pass
+
+
+@pytest.mark.parametrize("setup", ["unknown", "removed while running"])
+def test_a_wake_for_an_object_that_is_not_there_does_nothing(setup: str) -> None:
+    a = Agenda()
+    if setup == "removed while running":
+        a.observe("r", body(), now=0.0)
+        [(key, entry)] = a.pop_due(0.0, 10)
+        a.remove("r")
+    assert a.wake("r", now=1.0) is False
+    if setup == "removed while running":
+        assert a.done(key, entry, now=2.0, delay=30.0) is False
+    assert a.entries == {} and due(a, 100.0) == []
+
+
 def test_removal_while_idle_and_while_running() -> None:
     a = Agenda()
     a.observe("idle", body(), now=0.0)
