@@ -668,17 +668,24 @@ def split_vector(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[s
     result = data.get("result")
     if not isinstance(result, list):
         return None
+    # Runs over every series of a fleet-wide answer (20,000 at 10,000 rollouts) several times a
+    # window: plain dicts skip the slower ABC checks, and the key is built without a generator.
     out: dict[tuple[str, ...], dict[str, Any]] = {}
     for series in result:
-        if not isinstance(series, Mapping):
+        if type(series) is not dict and not isinstance(series, Mapping):
             return None
         metric = series.get("metric", {})
-        if not isinstance(metric, Mapping):
+        if type(metric) is not dict and not isinstance(metric, Mapping):
             return None
-        key = tuple(metric.get(label, "") for label in labels)
-        if not all(isinstance(value, str) for value in key):
-            return None
-        out.setdefault(key, {"resultType": "vector", "result": []})["result"].append(series)
+        key = tuple([metric.get(label, "") for label in labels])
+        for value in key:
+            if type(value) is not str:
+                return None
+        part = out.get(key)
+        if part is None:
+            out[key] = {"resultType": "vector", "result": [series]}
+        else:
+            part["result"].append(series)
     return out
 
 
