@@ -200,3 +200,53 @@ def test_shared_verdicts_equal_each_rollouts_own_query(fleet: Fleet, delay: floa
     several = seen[("several", "bad/stable")]
     assert several.missing and several.data_steps == 0 and "several series (2)" in several.reason
     assert seen[("below", "bad/stable")].fired and not seen[("below", "good/stable")].fired
+
+
+class _Silent:
+    """A TCP server that accepts connections and never answers: a Prometheus too busy to reply
+    within the operator's timeout, as seen through the real HTTP client."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[Any] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_prometheus_too_slow_to_answer_costs_one_query_per_shape_not_one_per_rollout() -> None:
+    """The overload path: every rollout's gate query and trigger see missing data (no promotion,
+    no rollback on a guess), and no rollout falls back to a query of its own."""
+    silent = _Silent()
+    source = PrometheusSource(silent.url, timeout=0.5)
+    shared = SharedQueries(source, max_age=60.0)
+    try:
+        rollouts = [{"namespace": "ns", "rollout": f"r{i}", "canary": f"c{i}", "stable": f"s{i}", "window": FOR}
+                    for i in range(20)]
+        for variables in rollouts:
+            result = shared.query_template(ERRORS, {**variables, "version": variables["canary"]})
+            assert not result.ok and "timeout" in (result.missing or "").lower(), result
+            verdict = engine.evaluate_trigger(TRIGGERS[0], shared, variables, max_age=30.0)
+            assert not verdict.fired and verdict.missing, verdict
+        # One gate answer and one trigger window (a range query; the instant one is not reached).
+        assert shared.batched_queries == source.queries_issued == 2
+    finally:
+        source.close()
+        silent.close()
