@@ -76,8 +76,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
     memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")),
                      confirmed_resync=parse_duration(os.environ.get("LAUNCHGATE_WATCHED_RESYNC_INTERVAL", "1h")))
+    shared_timeout = max(prom["timeout"], parse_duration(os.environ.get("LAUNCHGATE_PROMETHEUS_SHARED_TIMEOUT", "30s")))
     memo.metrics = SharedQueries(source_from_config(prom),
-                                 max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")))
+                                 max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")),
+                                 batched=source_from_config({**prom, "timeout": shared_timeout}))
     memo.settings = lg_settings
     memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)

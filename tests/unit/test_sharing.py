@@ -538,3 +538,20 @@ def test_a_trigger_window_that_failed_under_load_is_not_asked_per_rollout(error:
     else:
         assert prom.kinds() == ["range"]
         assert all(r.missing and not r.fired and r.reason == error for r in got)
+
+
+def test_shared_queries_go_to_the_batched_source_and_a_rollouts_own_to_the_plain_one() -> None:
+    """The operator gives shared queries a source with a longer timeout: each answers for every
+    rollout, and one cut off at the timeout is Prometheus' work thrown away."""
+    plain, batched = fleet(), fleet()
+    shared = SharedQueries(plain, max_age=5.0, clock=Clock(), wall_clock=lambda: 1000.5, batched=batched)
+    assert engine.evaluate_trigger(RATIO, shared, rollout("v-bad")).fired
+    gate = FakeProm({("a", "v1"): "1"})
+    gates = SharedQueries(FakeProm({}), max_age=5.0, batched=gate)
+    assert gates.query_template(TEMPLATE, variables("v1")).value == 1.0
+    assert batched.kinds() == ["range", "instant"] and plain.asked == []
+    assert len(gate.asked) == 1 and "by (" in gate.asked[0]
+    # A rollout's own query (here: an explicit time, as a backtest asks) stays on the plain source.
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    shared.query_raw("up", at)
+    assert plain.asked == [("instant", "up", at.timestamp())]
