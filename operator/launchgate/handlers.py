@@ -79,7 +79,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     shared_timeout = max(prom["timeout"], parse_duration(os.environ.get("LAUNCHGATE_PROMETHEUS_SHARED_TIMEOUT", "30s")))
     memo.metrics = SharedQueries(source_from_config(prom),
                                  max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")),
-                                 batched=source_from_config({**prom, "timeout": shared_timeout}))
+                                 batched=source_from_config({**prom, "timeout": shared_timeout}),
+                                 settle=parse_duration(os.environ.get("LAUNCHGATE_TRIGGER_SETTLE", "10s")))
     memo.settings = lg_settings
     memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)

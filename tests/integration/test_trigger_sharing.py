@@ -202,6 +202,49 @@ def test_shared_verdicts_equal_each_rollouts_own_query(fleet: Fleet, delay: floa
     assert seen[("below", "bad/stable")].fired and not seen[("below", "good/stable")].fired
 
 
+def test_a_window_fetched_again_reuses_settled_steps_and_still_equals_each_rollouts_own_query(fleet: Fleet) -> None:
+    """The second fetch asks Prometheus only for the steps newer than `settle`; every verdict is
+    still what the rollout's own query says at the second evaluation time."""
+    first = math.floor(fleet.turned_bad_at + 2.5) + 0.437
+    second = first + 3.0
+    _wait_until(second + 2.5)  # both times' scrapes have landed
+    wall = [first]
+    plain = PrometheusSource(fleet.prometheus.url)
+    backend = PrometheusSource(fleet.prometheus.url)
+    shared = SharedQueries(backend, max_age=1.0, wall_clock=lambda: wall[0], settle=1.0)
+    asked: list[tuple[float, float]] = []
+    range_raw = backend.query_range_raw
+
+    def recording(query: str, start: datetime, end: datetime, step: float) -> Any:
+        asked.append((start.timestamp(), end.timestamp()))
+        return range_raw(query, start, end, step)
+
+    backend.query_range_raw = recording  # type: ignore[method-assign]
+    try:
+        trigger = TRIGGERS[0]
+        for canary, stable in ROLLOUTS:
+            engine.evaluate_trigger(trigger, shared, fleet.variables(canary, stable), max_age=30.0)
+        time.sleep(1.1)  # past max_age: the next ask fetches again
+        wall[0] = second
+        at = datetime.fromtimestamp(second, UTC)
+        verdicts = {}
+        for canary, stable in ROLLOUTS:
+            variables = fleet.variables(canary, stable)
+            mine = engine.evaluate_trigger(trigger, shared, variables, max_age=30.0)
+            _same(mine, engine.evaluate_trigger(trigger, plain, variables, at=at))
+            verdicts[canary + "/" + stable] = mine
+        steps = trigger_steps(trigger, round(second * 1000)) or []
+        assert len(asked) == 2 and len(steps) == 6
+        # Held from the first fetch: its steps at least 2 s (two steps, more than `settle`) older
+        # than it; of the second window's six, that is the first one.
+        assert [round(t * 1000) for t in asked[1]] == [steps[1], steps[-1]], (asked, steps)
+        partial = verdicts["partial/stable"]
+        assert 0 < partial.held_steps < partial.steps  # a verdict that mixes held and new steps
+    finally:
+        plain.close()
+        backend.close()
+
+
 class _Silent:
     """A TCP server that accepts connections and never answers: a Prometheus too busy to reply
     within the operator's timeout, as seen through the real HTTP client."""

@@ -555,3 +555,50 @@ def test_shared_queries_go_to_the_batched_source_and_a_rollouts_own_to_the_plain
     at = datetime(2026, 1, 1, tzinfo=UTC)
     shared.query_raw("up", at)
     assert plain.asked == [("instant", "up", at.timestamp())]
+
+
+def drifting() -> TriggerProm:
+    """Values that differ at every step, so a step taken from the wrong fetch shows."""
+    return TriggerProm({("a", "v0"): lambda t: [0.1 + (t % 7_000) / 1e5],
+                        ("a", "v-bad"): lambda t: [0.3 if t >= 1_002_000 else 0.1 + (t % 5_000) / 1e4],
+                        ("a", "v-gap"): lambda t: [0.3] if t % 3_000 else [],
+                        ("a", "v-late"): lambda t: [0.3] if t >= 1_004_000 else []})
+
+
+@pytest.mark.parametrize("settle, second_at, asked_from", [
+    (2.0, 1003.5, 999.0),    # 995-1000 held; 998 was settled at 1000.5 (2 s), 999 and 1000 were not
+    (2.0, 1001.5, 999.0),
+    (2.0, 1008.5, 1003.0),   # no overlap with the held steps: the whole window
+    (10.0, 1003.5, 998.0),   # settle longer than the window: nothing reused
+    (0.5, 1003.5, 999.0),    # at least two steps are always asked again
+])
+def test_a_window_fetched_again_asks_only_for_steps_it_does_not_hold_settled(
+        settle: float, second_at: float, asked_from: float) -> None:
+    prom, clock, wall = drifting(), Clock(), [1000.5]
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: wall[0], settle=settle)
+    names = ("v-bad", "v-gap", "v-late", "v0", "v-none")
+    for v in names:
+        engine.evaluate_trigger(RATIO, shared, rollout(v))
+    clock.t += 10.0
+    wall[0] = second_at
+    incremental = {v: engine.evaluate_trigger(RATIO, shared, rollout(v)) for v in names}
+    ranges = [a for a in prom.asked if a[0] == "range"]
+    assert len(ranges) == 2 and ranges[1][2:] == (asked_from, second_at - 0.5, 1.0)
+    # Every verdict is what a window fetched whole at the same time says.
+    whole = SharedQueries(drifting(), max_age=5.0, clock=Clock(), wall_clock=lambda: second_at)
+    for v in names:
+        assert incremental[v] == engine.evaluate_trigger(RATIO, whole, rollout(v)), v
+    assert incremental["v-bad"].held_steps > 0 and incremental["v-gap"].data_steps < incremental["v-gap"].steps
+
+
+def test_a_failed_window_is_not_reused_and_the_next_fetch_asks_for_all_steps() -> None:
+    prom, clock, wall = drifting(), Clock(), [1000.5]
+    shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: wall[0], settle=2.0)
+    prom.fail_range = True
+    assert engine.evaluate_trigger(RATIO, shared, rollout("v-bad")).missing
+    prom.fail_range = False
+    clock.t += 10.0
+    wall[0] = 1003.5
+    engine.evaluate_trigger(RATIO, shared, rollout("v-bad"))
+    ranges = [a for a in prom.asked if a[0] == "range"]
+    assert ranges[-1][2] == 998.0
