@@ -69,6 +69,8 @@ CRDS: list[CRDInfo] = [
         columns=[
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Weight", "type": "integer", "jsonPath": ".status.canaryWeight"},
+            {"name": "Traffic", "type": "integer", "jsonPath": ".status.trafficWeight",
+             "description": "The weight routed now; it follows Weight once the canary's pods are available."},
             {"name": "Decision", "type": "string", "jsonPath": ".status.decision"},
             {"name": "Revision", "type": "string", "jsonPath": ".status.canaryRevision"},
             {"name": "State", "type": "string", "jsonPath": ".status.state", "priority": 1},

@@ -11,7 +11,8 @@ uses only real parts (etcd, kube-apiserver and Prometheus from ``launchgate.deve
 as a subprocess under the least-privilege RBAC of manifests/, real synthetic-agent processes that
 Prometheus scrapes) and exits non-zero when a story does not end as it should. There is no kubelet:
 Deployments make no pods, so synthetic agents stand in for the pods, exporting metrics under the
-revision labels the operator assigned. Everything it starts lives in a temporary directory and is
+revision labels the operator assigned, and devenv's stand-in Deployment controller reports the
+pods available a second after they are asked for. Everything it starts lives in a temporary directory and is
 stopped at the end, on errors, on Ctrl-C and on SIGTERM.
 
 ``run_demo(console, timeout)`` is importable (for a test); ``python -m launchgate.demo`` runs it.
@@ -347,7 +348,8 @@ class Demo:
         """Control plane, Prometheus, CRDs, RBAC, namespaces, gates, rollouts, operator."""
         bins = binaries()
         self.say("starting etcd + kube-apiserver and Prometheus (private, in a temp dir)")
-        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins).start()
+        # Its stand-in Deployment controller lets pods take a second to come up: traffic waits for them.
+        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins, pods_start_after=1.0).start()
         self.prom = PrometheusServer(self.workdir / "prometheus", scrape_interval="1s",
                                      evaluation_interval="1s", bins=bins).start()
         crds = cp.apply_crds([REPO_CRDS]) + cp.install_gateway_api()

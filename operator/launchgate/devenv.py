@@ -37,6 +37,8 @@ import requests
 import urllib3
 import yaml
 
+from .standin import DeploymentStandIn
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"
 REPO_CRDS = REPO_ROOT / "crds"
@@ -317,7 +319,10 @@ class ControlPlane:
         bins: Binaries | None = None,
         startup_timeout: float = 90.0,
         extra_apiserver_args: Sequence[str] = (),
+        pods_start_after: float | None = 0.0,
     ) -> None:
+        """``pods_start_after``: seconds the stand-in Deployment controller (see standin.py) lets
+        pass before it reports a Deployment's pods available; None runs no stand-in."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="launchgate-cp-"))
         self.users = {u: tuple(g) for u, g in users.items()}
@@ -332,6 +337,8 @@ class ControlPlane:
         self.ca_file = self.workdir / "certs" / "apiserver.crt"
         self.etcd_url = ""
         self._children: list[_Child] = []
+        self.pods_start_after = pods_start_after
+        self.standin: DeploymentStandIn | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -404,6 +411,8 @@ class ControlPlane:
             requests.get(f"{self.server}/readyz", headers=admin, verify=str(self.ca_file),
                          timeout=10).raise_for_status()
             self._write_kubeconfig()
+            if self.pods_start_after is not None:
+                self.standin = DeploymentStandIn(self.kubeconfig, delay=self.pods_start_after).start()
         except BaseException:
             self.stop()
             raise
@@ -411,6 +420,9 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop kube-apiserver then etcd (SIGTERM, then SIGKILL); remove a workdir we created."""
+        if self.standin is not None:
+            self.standin.stop()
+            self.standin = None
         for child in reversed(self._children):
             _stop_child(child)
         self._children.clear()

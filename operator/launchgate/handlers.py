@@ -158,7 +158,12 @@ def _wake_rollout(memo: kopf.Memo, event: kopf.RawEvent) -> None:
 # do" without reading them, and still sees anyone else's change (see kube.Known).
 @kopf.on.event("apps", "v1", "deployments", labels={ROLLOUT: kopf.PRESENT})
 async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo.kube.watched_deployment(event["object"], deleted=event["type"] == "DELETED")
+    obj = event["object"]
+    if memo.kube.watched_deployment(obj, deleted=event["type"] == "DELETED") and event["type"] is not None:
+        # Pods came up (or went): the rollout waiting on them moves now, not at its next interval.
+        rollout = ((obj.get("metadata") or {}).get("labels") or {}).get(ROLLOUT)
+        if isinstance(rollout, str) and getattr(memo, "scheduler", None) is not None:
+            memo.scheduler.wake(("agentrollouts", (obj.get("metadata") or {}).get("namespace"), rollout))
 
 
 @kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes")

@@ -13,7 +13,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,9 +145,10 @@ class Known:
             read_since: float | None = None) -> Any:
         """What the operator itself just read or wrote (value ABSENT for a 404); returns the value
         now held. The watch may have shown this version already (its event can beat the
-        response): then it stays confirmed. For a read begun at `read_since`, a watch event that
-        arrived meanwhile wins: the read may have been answered before that change, and keeping it
-        would trust an old state."""
+        response): then it stays confirmed. For a read or write begun at `read_since`, a watch
+        event of another version that arrived meanwhile wins: the answer may predate that change
+        (a controller updating status right after the write), and keeping it would trust an old
+        state until the next resync."""
         key = (kind, namespace, name)
         with self._lock:
             e = self._entries.get(key)
@@ -182,15 +183,39 @@ class Known:
 
 @dataclass(frozen=True)
 class DeploymentState:
-    """The two fields of a Deployment the operator drives; the rest is the user's template."""
+    """The two fields of a Deployment the operator drives, and what its controller reports back.
+
+    Equality is on the driven fields only: the operator patches when what it wants differs, never
+    because pods came up.
+    """
 
     replicas: int | None
     revision: str | None
+    generation: int | None = field(default=None, compare=False)
+    observed_generation: int | None = field(default=None, compare=False)
+    updated: int = field(default=0, compare=False)
+    available: int = field(default=0, compare=False)
+    total: int = field(default=0, compare=False)
+    """Pods of any revision (old ones still terminating count)."""
 
     @staticmethod
     def of(body: dict[str, Any]) -> DeploymentState:
-        meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-        return DeploymentState(spec.get("replicas"), (meta.get("annotations") or {}).get(REVISION_ANNOTATION))
+        meta, spec, st = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+        return DeploymentState(spec.get("replicas"), (meta.get("annotations") or {}).get(REVISION_ANNOTATION),
+                               meta.get("generation"), st.get("observedGeneration"), st.get("updatedReplicas") or 0,
+                               st.get("availableReplicas") or 0, st.get("replicas") or 0)
+
+    @property
+    def rolled_out(self) -> bool:
+        """What `kubectl rollout status` waits for: the controller saw this spec, every pod runs
+        it and is available, and no pod of an older revision is left."""
+        want = self.replicas or 0
+        return (self.generation is not None and self.observed_generation is not None
+                and self.observed_generation >= self.generation
+                and self.updated >= want and self.available >= want and self.total <= self.updated)
+
+    def describe(self) -> str:
+        return f"{self.available}/{self.replicas or 0} available, {self.updated} updated"
 
 
 REVISION_ANNOTATION = "launchgate.dev/revision"
@@ -301,14 +326,23 @@ class Kube:
                               body["metadata"].get("resourceVersion"), DeploymentState.of(body), read_since=read_since)
         return None if held is ABSENT else held
 
-    def watched_deployment(self, body: dict[str, Any], deleted: bool = False) -> None:
+    def watched_deployment(self, body: dict[str, Any], deleted: bool = False) -> bool:
+        """True when the event changes whether the Deployment is rolled out: its rollout may then
+        move on now rather than at its next interval."""
         meta = body.get("metadata") or {}
-        self.known.watched("deployments", meta.get("namespace", ""), meta.get("name", ""),
-                           meta.get("resourceVersion"), DeploymentState.of(body), deleted)
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        before = self.known.get("deployments", ns, name)
+        state = DeploymentState.of(body)
+        self.known.watched("deployments", ns, name, meta.get("resourceVersion"), state, deleted)
+        was = isinstance(before, DeploymentState) and before.rolled_out
+        return deleted or was != state.rolled_out
 
     def ensure_deployment(self, namespace: str, body: dict[str, Any]) -> None:
         name = body["metadata"]["name"]
         current = self.deployment_state(namespace, name)
+        # As for reads: what the watch reports while the write is in flight is newer than its
+        # answer (a controller reacting within milliseconds, before the response is handled).
+        since = self.known.now()
         try:
             if current is None:
                 self._wrote()
@@ -319,13 +353,14 @@ class Kube:
                         raise
                     self.known.forget("deployments", namespace, name)  # it exists after all: read it next pass
                     return
-                self._keep_deployment(namespace, created)
+                self._keep_deployment(namespace, created, read_since=since)
                 return
             want = DeploymentState.of(body)
             if current == want:
                 return
             self._wrote()
-            self._keep_deployment(namespace, self.apps.patch_namespaced_deployment(name, namespace, body))
+            self._keep_deployment(namespace, self.apps.patch_namespaced_deployment(name, namespace, body),
+                                  read_since=since)
         except ApiException:
             self.known.forget("deployments", namespace, name)
             raise
@@ -335,6 +370,7 @@ class Kube:
         if current is None or current.replicas == replicas:
             return
         self._wrote()
+        since = self.known.now()
         try:
             scale = self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
         except ApiException:
@@ -342,7 +378,7 @@ class Kube:
             raise
         # The scale subresource answers with the Deployment's own resourceVersion.
         self.known.put("deployments", namespace, name, scale.metadata.resource_version,
-                       DeploymentState(replicas, current.revision))
+                       DeploymentState(replicas, current.revision), read_since=since)
 
     def ensure_service(self, namespace: str, body: dict[str, Any]) -> None:
         """Create if missing. Once seen, a Service is not read again every pass: nothing about
@@ -432,6 +468,7 @@ class Kube:
         """Replace with the resourceVersion read: a concurrent edit makes this fail and be retried."""
         self._wrote()
         name = body["metadata"]["name"]
+        since = self.known.now()
         try:
             route = self.custom.replace_namespaced_custom_object(GATEWAY_GROUP, GATEWAY_VERSION, namespace,
                                                                  "httproutes", name, body)
@@ -439,7 +476,7 @@ class Kube:
             self.known.forget("httproutes", namespace, name)  # e.g. a 409: read it again next time
             raise
         self.known.put("httproutes", namespace, name, route["metadata"].get("resourceVersion"),
-                       slim(route, last_applied=True))
+                       slim(route, last_applied=True), read_since=since)
 
     # ------------------------------------------------------------------ events
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:

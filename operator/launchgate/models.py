@@ -498,6 +498,9 @@ class AgentRolloutSpec(_Spec):
     traffic_routing: TrafficRouting
     interval: str = _duration("How often the rollout is evaluated.", default="30s")
     progress_deadline: str = _duration("A phase holding longer than this marks the rollout Stalled.", default="1h")
+    availability_deadline: str = _duration(
+        "How long the canary's pods may take to become available once asked for; past it the "
+        "rollout is rolled back. Traffic never moves to pods that are not available.", default="10m")
     failure_policy: FailurePolicy = Field(default_factory=FailurePolicy)
     paused: bool = False
     history_limit: int = Field(default=20, ge=1, le=200)
@@ -579,6 +582,15 @@ class AgentRolloutStatus(_Status):
     step_index: int | None = None
     state: Literal["Progressing", "Paused", "AwaitingApproval", "Healthy", "Degraded", "RollingBack"] | None = None
     canary_weight: int | None = Field(default=None, ge=0, le=100)
+    traffic_weight: int | None = Field(
+        default=None, ge=0, le=100,
+        description="The weight actually routed to the canary: it follows canaryWeight once the canary's pods "
+                    "are available.")
+    traffic_since: datetime | None = Field(
+        default=None, description="When traffic last moved to the canary's pods: a step is judged no sooner than "
+                                  "one interval later.")
+    pods_pending_since: datetime | None = Field(
+        default=None, description="Since when the rollout waits for pods (canary, or stable while finalizing).")
     stable_revision: str | None = Field(default=None, max_length=64)
     canary_revision: str | None = Field(default=None, max_length=64)
     decision: RolloutDecision | None = None

@@ -103,7 +103,9 @@ def status(make: Any, rollout: str) -> None:
     head.add_column()
     head.add_row("Rollout", f"{c.ns}/{rollout}")
     head.add_row("Phase", f"{st.get('phase', '-')}  ({st.get('state', '-')})")
-    head.add_row("Weights", f"stable {100 - w}%  canary {w}%")
+    routed = st.get("trafficWeight", w) or 0
+    head.add_row("Weights", f"stable {100 - routed}%  canary {routed}%"
+                 + (f"  (canary {w}% once its pods are available)" if routed != w else ""))
     head.add_row("Revisions", f"stable {st.get('stableRevision', '-')}  canary {st.get('canaryRevision') or '-'}")
     head.add_row("Decision", f"{st.get('decision') or '-'}: {st.get('message') or ''}")
     console.print(head)

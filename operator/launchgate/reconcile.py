@@ -43,9 +43,11 @@ from .rollout import (
     ApprovalVote,
     Observation,
     Outcome,
+    Pods,
     ReplayState,
     canary_replicas,
     decide,
+    routed_weight,
     short_hash,
     stable_replicas,
 )
@@ -173,6 +175,8 @@ class Reconciler:
                 return self._router_failed(obj, out.status, str(e), interval)
         if recheck is not None and out.status.state == "Progressing":
             interval = max(self.settings.min_interval, min(interval, recheck))
+        if out.recheck is not None:
+            interval = max(self.settings.min_interval, min(interval, out.recheck))
         return PassResult(interval=interval, status_written=written, decision=out.decision,
                           gate_results=gate_results)
 
@@ -208,13 +212,14 @@ class Reconciler:
         for svc, role in ((stable_svc, "stable"), (canary_svc, "canary")):
             self.kube.ensure_service(ns, _service(svc, name, role, port, owner))
         ratio = router.ratio_router
-        weight = status.canary_weight or 0
+        weight = routed_weight(status)
         in_rollout = status.canary_revision is not None and status.state not in ("Degraded",)
         total = spec.replicas
-        want_canary = canary_replicas(total, weight, ratio_router=ratio) if in_rollout else 0
-        if status.state in ("RollingBack", "Degraded"):
-            want_canary = 0
+        want_canary = _canary_pod_count(spec, status, ratio)
+        # Stable gives up pods (replica-ratio routing) only for traffic the canary has taken over.
         want_stable = stable_replicas(total, weight if in_rollout else 0, ratio_router=ratio)
+        if _finalizing(status):
+            want_stable = total  # the new stable revision rolls out in full before the canary goes
         if policy_text is not None:
             self.kube.ensure_configmap(ns, _policy_configmap(name, policy_text, policy_hash, owner))
         # The stable Deployment gets the spec's template only once that revision is the stable one.
@@ -292,9 +297,22 @@ class Reconciler:
         if active and phase.approval is not None and status.pending_approval is not None:
             votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after,
                                 phase.approval.group, now, people)
+        canary_pods = stable_pods = None
+        if active and _canary_pod_count(spec, status, router_for(spec, self.kube).ratio_router) > 0:
+            canary_pods = self._pods(ns, f"{name}-canary", revision)
+        if _finalizing(status) and status.stable_revision == revision:
+            stable_pods = self._pods(ns, f"{name}-stable", revision)
         obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
-                          replay=replay, votes=votes)
+                          replay=replay, votes=votes, canary_pods=canary_pods, stable_pods=stable_pods)
         return obs, gates, recheck
+
+    def _pods(self, namespace: str, deployment: str, revision: str) -> Pods:
+        dep = self.kube.deployment_state(namespace, deployment)
+        if dep is None:
+            return Pods(deployment, False, "not created yet")
+        if dep.revision != revision:
+            return Pods(deployment, False, f"still at revision {dep.revision}")
+        return Pods(deployment, dep.rolled_out, dep.describe())
 
     def _replay(self, obj: dict[str, Any], spec: AgentRolloutSpec, phase: Any, revision: str) -> ReplayState:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
@@ -449,7 +467,8 @@ class Reconciler:
                 "reason": reason[:4096],
                 "outcome": st.state or "",
                 "values": finite,
-                "at": now_utc().isoformat().replace("+00:00", "Z"),
+                # Microseconds: records of one second must still sort in the order they were made.
+                "at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             },
         }
         if decision is not None:
@@ -559,6 +578,17 @@ def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, n
 def _round(v: float) -> float:
     """Four significant digits: enough to judge a gate, few enough that noise is not a status write."""
     return float(f"{v:.4g}")
+
+
+def _finalizing(status: AgentRolloutStatus) -> bool:
+    return status.canary_revision is not None and status.canary_revision == status.stable_revision
+
+
+def _canary_pod_count(spec: AgentRolloutSpec, status: AgentRolloutStatus, ratio: bool) -> int:
+    """Pods the canary is asked for: enough for the weight decided, ahead of the traffic."""
+    if status.canary_revision is None or status.state in ("RollingBack", "Degraded"):
+        return 0
+    return canary_replicas(spec.replicas, status.canary_weight or 0, ratio_router=ratio)
 
 
 def _labels(rollout: str, role: str, revision: str) -> dict[str, str]:

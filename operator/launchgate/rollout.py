@@ -28,6 +28,7 @@ from .models import (
 ReplayState = Literal["running", "succeeded", "failed"]
 UserAction = Literal["retry", "abort", "promote"]
 COMPLETED = "Completed"
+FINALIZING = "Finalizing"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,15 @@ class ApprovalVote:
     approver: str
     decision: Literal["approve", "reject"]
     created: datetime
+
+
+@dataclass(frozen=True)
+class Pods:
+    """A Deployment the rollout waits on, as its controller reports it."""
+
+    name: str
+    ready: bool
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,10 @@ class Observation:
     votes: list[ApprovalVote] = field(default_factory=list)
     action: UserAction | None = None
     actor: str | None = None
+    canary_pods: Pods | None = None
+    """None: no canary Deployment to wait on."""
+    stable_pods: Pods | None = None
+    """Only looked at while finalizing; None: nothing to wait on."""
 
 
 @dataclass
@@ -64,6 +78,8 @@ class Outcome:
     event_type: Literal["Normal", "Warning"] = "Normal"
     actor: str | None = None
     """Who caused it when a person did (a RolloutAction); None means the operator."""
+    recheck: float | None = None
+    """Seconds after which to look again, when that is sooner than the interval."""
 
 
 def short_hash(*parts: object, n: int = 12) -> str:
@@ -101,6 +117,8 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
         return _finish(spec, status, new, obs, None, "initial revision becomes stable", record="action")
 
     if obs.revision == status.stable_revision:
+        if status.canary_revision == status.stable_revision and status.state == "Progressing":
+            return _finalize(spec, status, new, obs)
         if status.canary_revision is not None and status.state not in ("Degraded",):
             _reset_rollout(new)
             new.state = "Healthy"
@@ -144,6 +162,10 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
 
     if obs.action == "promote":
         return _promote(spec, status, new, obs, phases, f"promotion forced by {obs.actor}", {}, forced=True)
+
+    waiting = _canary_pods(spec, status, new, obs)
+    if waiting is not None:
+        return waiting
 
     if spec.paused:
         new.state = "Paused"
@@ -199,7 +221,67 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
     if phase.approval is not None and (status.step_index or 0) == 0:
         return _approval(spec, status, new, obs, phases, phase, values)
 
+    if status.traffic_since is not None:
+        # Passes also come at once when something happens (pods up, an approval): a step still
+        # gets a whole interval of traffic before its gates alone can promote it.
+        judged_from = status.traffic_since + timedelta(seconds=parse_duration(spec.interval))
+        if obs.now < judged_from:
+            out = _hold(spec, status, new, obs, f"gates pass; {routed_weight(status)}% of traffic on the canary "
+                        f"since {status.traffic_since.isoformat()}, promoted no sooner than "
+                        f"{judged_from.isoformat()}", values)
+            out.recheck = (judged_from - obs.now).total_seconds()
+            return out
+
     return _promote(spec, status, new, obs, phases, "all gates pass", values)
+
+
+def routed_weight(status: AgentRolloutStatus) -> int:
+    """The weight the router is told. A status from before trafficWeight existed had routed its
+    canaryWeight already."""
+    if status.traffic_weight is None:
+        return status.canary_weight or 0
+    return min(status.traffic_weight, status.canary_weight or 0)
+
+
+def _canary_pods(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus,
+                 obs: Observation) -> Outcome | None:
+    """Traffic moves to the canary only once its pods are available; gates are judged only while
+    they are. None: nothing to wait for, go on to the gates."""
+    routed, want, pods = routed_weight(status), status.canary_weight or 0, obs.canary_pods
+    if pods is None or pods.ready:
+        new.traffic_weight, new.pods_pending_since = want, None
+        if routed < want:
+            new.traffic_since = obs.now
+            what = f"Deployment {pods.name}: {pods.detail}" if pods is not None else "no pods to wait for"
+            return _hold(spec, status, new, obs, f"canary pods available ({what}); {want}% of traffic now goes "
+                         "to the canary", {})
+        return None
+    since = status.pods_pending_since or obs.now
+    new.pods_pending_since = since
+    deadline = spec.availability_deadline
+    if obs.now - since > timedelta(seconds=parse_duration(deadline)):
+        return _rollback(spec, status, new, obs, f"canary Deployment {pods.name} not available within "
+                         f"spec.availabilityDeadline {deadline} ({pods.detail})", {})
+    verb = f"before routing {want}% to it" if routed < want else "before judging its gates"
+    return _hold(spec, status, new, obs, f"waiting for the canary's pods {verb}: Deployment {pods.name}: "
+                 f"{pods.detail}", {})
+
+
+def _finalize(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus,
+              obs: Observation) -> Outcome:
+    """After the last promotion the stable Deployment rolls out the new revision while the canary
+    keeps its traffic; only then does traffic go back to stable and the canary go away."""
+    pods = obs.stable_pods
+    if pods is not None and not pods.ready:
+        new.pods_pending_since = status.pods_pending_since or obs.now
+        return _finish(spec, status, new, obs, "promote", f"promoted; waiting for Deployment {pods.name} to roll "
+                       f"out {obs.revision} ({pods.detail}); the canary keeps {routed_weight(status)}% until then")
+    _reset_rollout(new)
+    new.phase = COMPLETED
+    new.state = "Healthy"
+    what = f"Deployment {pods.name} rolled out {obs.revision}" if pods is not None else f"{obs.revision} is stable"
+    return _finish(spec, status, new, obs, "promote", f"{what}: traffic back to stable, canary removed "
+                   "(rollout complete)", record="decision")
 
 
 def request_id(rollout_uid: str, obs: Observation, phase: str) -> str:
@@ -254,6 +336,8 @@ def _start(new: AgentRolloutStatus, phases: list[Phase], obs: Observation) -> No
     new.step_index = 0
     new.phase = phases[0].name
     new.canary_weight = phases[0].steps()[0]
+    new.traffic_weight = 0
+    new.pods_pending_since = obs.now
     new.phase_started_at = obs.now
     new.state = "Progressing"
 
@@ -264,6 +348,9 @@ def _reset_rollout(new: AgentRolloutStatus) -> None:
     new.phase_index = None
     new.step_index = None
     new.canary_weight = 0
+    new.traffic_weight = 0
+    new.traffic_since = None
+    new.pods_pending_since = None
     new.phase_started_at = None
     new.pending_approval = None
     new.consecutive_no_data = 0
@@ -276,6 +363,7 @@ def _promote(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRollo
     steps = phases[idx].steps()
     new.state = "Progressing"
     new.consecutive_no_data = 0
+    new.traffic_weight = routed_weight(status)
     if step + 1 < len(steps):
         new.step_index = step + 1
         new.canary_weight = steps[step + 1]
@@ -288,12 +376,15 @@ def _promote(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRollo
         new.pending_approval = None
         target = f"{nxt.name} at {new.canary_weight}%"
     else:
-        # General at its last step passed: the canary becomes the stable revision.
-        _reset_rollout(new)
+        # General at its last step passed: the canary becomes the stable revision. The canary
+        # keeps its traffic while the stable Deployment rolls the revision out (see _finalize).
         new.stable_revision = obs.revision
-        new.phase = COMPLETED
-        new.state = "Healthy"
-        target = "stable (rollout complete)"
+        new.phase = FINALIZING
+        new.pending_approval = None
+        new.pods_pending_since = obs.now
+        target = "stable; the stable Deployment rolls it out before traffic moves back"
+    if new.canary_weight is not None and routed_weight(status) < new.canary_weight:
+        new.pods_pending_since = obs.now
     return _finish(spec, status, new, obs, "promote", f"{reason}; promoted to {target}", record="decision",
                    values=values)
 
@@ -304,6 +395,9 @@ def _rollback(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRoll
     # before scaling the canary down, and a restart halfway simply does both again.
     new.state = "RollingBack"
     new.canary_weight = 0
+    new.traffic_weight = 0
+    new.traffic_since = None
+    new.pods_pending_since = None
     new.pending_approval = None
     return _finish(spec, status, new, obs, "rollback", reason, record="decision", values=values, warning=True)
 
@@ -356,10 +450,16 @@ def conditions(spec: AgentRolloutSpec, st: AgentRolloutStatus, now: datetime) ->
         and st.phase_started_at is not None
         and now - st.phase_started_at > timedelta(seconds=parse_duration(spec.progress_deadline))
     )
-    stalled = state == "Degraded" or deadline_passed or (state == "Paused" and not spec.paused)
+    pods_late = (
+        st.pods_pending_since is not None
+        and now - st.pods_pending_since > timedelta(seconds=parse_duration(spec.availability_deadline))
+    )
+    stalled = state == "Degraded" or deadline_passed or pods_late or (state == "Paused" and not spec.paused)
     reconciling = state in ("Progressing", "AwaitingApproval", "RollingBack") and not stalled
     ready = state == "Healthy"
-    if deadline_passed:
+    if pods_late and state != "Degraded":
+        stalled_reason, stalled_msg = "PodsNotAvailable", st.message or ""
+    elif deadline_passed:
         stalled_reason, stalled_msg = "ProgressDeadlineExceeded", f"{st.phase} held longer than {spec.progress_deadline}"
     elif state == "Degraded":
         stalled_reason, stalled_msg = "RolledBack", st.message or ""

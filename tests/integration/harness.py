@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from kubectl_util import kubectl, kubectl_json
+from launchgate.standin import NEVER_READY
 from launchgate.synthetic import SyntheticAgent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,6 +208,17 @@ class World:
                        "jsonpath={.spec.replicas}", check=False)
         return int(proc.stdout) if proc.returncode == 0 and proc.stdout else None
 
+    def pods_come_up(self, deployment: str) -> int:
+        """Acts as the Deployment controller (none runs here, and the stand-in skips never-ready
+        templates): reports every replica of the Deployment's current spec available. Returns them."""
+        dep = self.get("deployment", deployment)
+        n = int(dep["spec"].get("replicas") or 0)
+        status = {"observedGeneration": dep["metadata"]["generation"], "replicas": n, "updatedReplicas": n,
+                  "readyReplicas": n, "availableReplicas": n}
+        kubectl(self.kubeconfig, "patch", "deployment", deployment, "-n", self.ns, "--subresource=status",
+                "--type=merge", "-p", json.dumps({"status": status}))
+        return n
+
     def records(self, rollout: str) -> list[dict[str, Any]]:
         items = kubectl_json(self.kubeconfig, "get", "decisionrecords", "-n", self.ns, "-l",
                              f"launchgate.dev/rollout={rollout}")["items"]
@@ -236,7 +248,12 @@ class World:
 
 
 def rollout_obj(name: str, image: str, phases: list[dict[str, Any]], router: dict[str, Any] | None = None,
-                replicas: int = 4, **spec: Any) -> dict[str, Any]:
+                replicas: int = 4, pods_never_ready: bool = False, **spec: Any) -> dict[str, Any]:
+    """`pods_never_ready`: the control plane's stand-in Deployment controller leaves this
+    rollout's Deployments without available pods; the test then plays that controller itself."""
+    meta: dict[str, Any] = {"labels": {"app": name}}
+    if pods_never_ready:
+        meta["annotations"] = {NEVER_READY: "true"}
     return {
         "apiVersion": GROUP,
         "kind": "AgentRollout",
@@ -244,7 +261,7 @@ def rollout_obj(name: str, image: str, phases: list[dict[str, Any]], router: dic
         "spec": {
             "replicas": replicas,
             "interval": "1s",
-            "template": {"metadata": {"labels": {"app": name}},
+            "template": {"metadata": meta,
                          "spec": {"containers": [{"name": "agent", "image": image,
                                                   "ports": [{"name": "http", "containerPort": 8080}]}]}},
             "trafficRouting": router or {"gatewayAPI": {"httpRoute": name}},

@@ -89,8 +89,8 @@ def test_general_waits_for_two_distinct_reviewers_then_promotes(world: World) ->
     threading_wait(3)
     assert w.status("appr")["state"] == "AwaitingApproval"
     plugin(w, "bob", "approve", "appr")
-    st = w.wait_status("appr", "completion", lambda s: s.get("stableRevision") == rev2, timeout=60)
-    assert st["state"] == "Healthy"
+    st = w.wait_status("appr", "completion", lambda s: s.get("phase") == "Completed", timeout=60)
+    assert st["state"] == "Healthy" and st["stableRevision"] == rev2
     actors = {(r["kind"], r["actor"]) for r in w.records("appr")}
     assert {("approval", "alice"), ("approval", "bob"), ("approval-request", "launchgate-operator")} <= actors
 

@@ -36,7 +36,7 @@ def test_examples_apply_and_print_columns(kubeconfig: Path, ns: str) -> None:
     assert header == ["NAME", "DECISION", "PASSING", "WINDOW", "EVALUATED", "AGE"]
     assert "canary1" in gates and "10m" in gates
     rollouts = kubectl(kubeconfig, "get", "agentrollouts", "-n", ns).stdout
-    assert rollouts.splitlines()[0].split() == ["NAME", "PHASE", "WEIGHT", "DECISION", "REVISION", "AGE"]
+    assert rollouts.splitlines()[0].split() == ["NAME", "PHASE", "WEIGHT", "TRAFFIC", "DECISION", "REVISION", "AGE"]
     assert "support-agent" in rollouts
     # Short names and the category work as a person would type them.
     assert "canary1" in kubectl(kubeconfig, "get", "lg", "-n", ns).stdout

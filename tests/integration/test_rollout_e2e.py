@@ -73,14 +73,18 @@ def promotions(w: World, name: str) -> list[tuple[str, str]]:
 class WeightRecorder(threading.Thread):
     """Watches the HTTPRoute as the rollout proceeds, to check weights follow each phase."""
 
-    def __init__(self, w: World, name: str) -> None:
+    def __init__(self, w: World, name: str, gate: str | None = None) -> None:
         super().__init__(daemon=True)
         self.w, self.name, self.seen, self.stop_flag = w, name, [], threading.Event()
+        self.gate, self.gate_seen = gate, set()  # (decision, passing) the gate's status showed
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
             try:
                 weights = self.w.route_weights(self.name)
+                if self.gate is not None:
+                    st = self.w.get("launchgates", self.gate).get("status") or {}
+                    self.gate_seen.add((st.get("decision"), st.get("passing")))
             except AssertionError:
                 continue
             if not self.seen or self.seen[-1] != weights:
@@ -96,7 +100,7 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
     generation_before = w.get("agentrollout", "good")["metadata"]["generation"]
     spec_before = w.get("agentrollout", "good")["spec"]
 
-    recorder = WeightRecorder(w, "good")
+    recorder = WeightRecorder(w, "good", gate="canary1")
     recorder.start()
     rev2 = when_a_new_revision_is_applied(w, "good")
     assert rev2 != rev1
@@ -112,7 +116,7 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
     assert st["phase"] == "Completed" and st["canaryWeight"] == 0
     # Then every phase was passed in order, each exactly once.
     assert promotions(w, "good") == [("Canary1", "promote"), ("Canary2", "promote"), ("General", "promote"),
-                                     ("General", "promote"), ("Completed", "promote")]
+                                     ("General", "promote"), ("Finalizing", "promote"), ("Completed", "promote")]
     # The HTTPRoute followed each phase: 0 → 5 → 25 → 50 → 100 → back to stable (now rev2).
     canary_weights = [c for _, c in recorder.seen if c is not None]
     assert [c for i, c in enumerate(canary_weights) if i == 0 or canary_weights[i - 1] != c] == [0, 5, 25, 50, 100, 0]
@@ -130,15 +134,73 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
     assert st["observedGeneration"] == after["metadata"]["generation"]
     conds = {c["type"]: c["status"] for c in st["conditions"]}
     assert conds == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
-    # The gate's status is the live contract.
-    gate = w.get("launchgates", "canary1")["status"]
-    assert gate["decision"] == "allow" and gate["passing"] == "2/2"
+    # The gate's status was the live contract while the rollout used it.
+    assert ("allow", "2/2") in recorder.gate_seen, recorder.gate_seen
     # The operator's own /metrics tell the same story.
     assert w.operator is not None
     scraped = w.operator.scrape()
-    assert f'launchgate_decisions_total{{decision="promote",namespace="{w.ns}",rollout="good"}} 5.0' in scraped
+    assert f'launchgate_decisions_total{{decision="promote",namespace="{w.ns}",rollout="good"}} 6.0' in scraped
     assert f'launchgate_rollout_canary_weight{{namespace="{w.ns}",rollout="good"}} 0.0' in scraped
     assert "launchgate_evaluation_duration_seconds_count" in scraped
+
+
+def test_traffic_moves_only_to_available_pods_and_back_only_to_a_rolled_out_stable(world: World) -> None:
+    """Here the test plays the Deployment controller: it says when pods are up (`pods_come_up`)."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "slow", pods_never_ready=True, availabilityDeadline="1h")
+    rev2 = when_a_new_revision_is_applied(w, "slow")
+    w.agent(rev2, success_rate=0.995, p95_ms=1050)
+
+    def waiting_at(weight: int, routed: int) -> None:
+        st = w.wait_status("slow", f"the rollout to wait for pods before routing {weight}%",
+                           lambda s: s.get("canaryWeight") == weight and "waiting for the canary's pods" in
+                           (s.get("message") or ""), timeout=60)
+        assert st["trafficWeight"] == routed and st["state"] == "Progressing", st
+        assert w.route_weights("slow") == (100 - routed, routed)
+        assert not st["conditions"][2]["status"] == "True", st  # Stalled only past the deadline
+
+    # The canary's first pod is asked for; nothing is judged or routed until it is available.
+    waiting_at(0, 0)
+    assert w.replicas("slow-canary") == 1
+    w.pods_come_up("slow-canary")
+    # 5% and 25% need no more than that pod; 50% needs two, and waits for the second one at 25%.
+    waiting_at(50, 25)
+    assert w.replicas("slow-canary") == 2
+    w.pods_come_up("slow-canary")
+    waiting_at(100, 50)
+    assert w.pods_come_up("slow-canary") == 4
+    # Promoted: the stable Deployment rolls rev2 out while the canary keeps all the traffic.
+    st = w.wait_status("slow", "the stable Deployment to be rolling out", lambda s: s.get("phase") == "Finalizing"
+                       and "waiting for Deployment slow-stable" in (s.get("message") or ""))
+    assert st["stableRevision"] == rev2 and st["trafficWeight"] == 100
+    wait_for("all traffic on the canary", lambda: w.route_weights("slow") == (0, 100), timeout=15)
+    stable = w.get("deployment", "slow-stable")
+    assert stable["metadata"]["annotations"]["launchgate.dev/revision"] == rev2 and w.replicas("slow-canary") == 4
+    w.pods_come_up("slow-stable")
+    st = w.wait_status("slow", "the rollout to complete", lambda s: s.get("phase") == "Completed")
+    assert st["state"] == "Healthy" and "slow-stable rolled out" in st["message"]
+    wait_for("traffic back on stable", lambda: w.route_weights("slow") == (100, 0), timeout=15)
+    wait_for("the canary scaled down", lambda: w.replicas("slow-canary") == 0, timeout=15)
+    assert promotions(w, "slow")[-2:] == [("Finalizing", "promote"), ("Completed", "promote")]
+
+
+def test_a_canary_whose_pods_never_come_up_is_rolled_back_at_its_deadline(world: World) -> None:
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "stuck-pods", pods_never_ready=True, availabilityDeadline="4s")
+    recorder = WeightRecorder(w, "stuck-pods")
+    recorder.start()
+    when_a_new_revision_is_applied(w, "stuck-pods")
+    st = w.wait_status("stuck-pods", "the rollback", lambda s: s.get("state") == "Degraded", timeout=60)
+    recorder.stop_flag.set()
+    recorder.join()
+    assert "spec.availabilityDeadline 4s" in st["lastDecision"]["reason"], st
+    assert "0/1 available" in st["lastDecision"]["reason"], st
+    wait_for("the canary scaled down", lambda: w.replicas("stuck-pods-canary") == 0, timeout=15)
+    # Not one request was sent to the pods that never came up.
+    assert {c for _, c in recorder.seen} <= {0, None}, recorder.seen
+    assert promotions(w, "stuck-pods") == [("ReplayGate", "rollback")]
 
 
 def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
@@ -234,7 +296,7 @@ def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> N
                        lambda s: s.get("stableRevision") == rev2 and s.get("state") == "Healthy", timeout=90)
     assert kills >= 3
     assert promotions(w, "chaos") == [("Canary1", "promote"), ("Canary2", "promote"), ("General", "promote"),
-                                      ("General", "promote"), ("Completed", "promote")]
+                                      ("General", "promote"), ("Finalizing", "promote"), ("Completed", "promote")]
     # Status is written before the world is changed (intent first), so the world follows shortly.
     wait_for("traffic on stable, canary scaled down",
              lambda: w.route_weights("chaos") == (100, 0) and w.replicas("chaos-canary") == 0, timeout=15)

@@ -205,6 +205,9 @@ def _rollout_scenarios() -> dict[str, tuple[AgentRolloutStatus, str]]:
     awaiting = decide(_spec(), _at(3), _obs()).status
     votes = [ApprovalVote(approver=w, decision="approve", created=T0) for w in ("alice", "bob")]
     at_100 = decide(_spec(), awaiting, _obs(votes=votes)).status
+    routed_100 = decide(_spec(), at_100, _obs()).status
+    finalizing = decide(_spec(), routed_100, _obs(now=T0 + timedelta(minutes=1))).status
+    assert (routed_100.traffic_weight, finalizing.phase) == (100, "Finalizing")
     return {
         "initial-revision": (decide(_spec(), AgentRolloutStatus(), _obs(revision="rev1")).status, "Healthy"),
         "gates-blocking": (decide(_spec(), _at(1), _obs("block")).status, "Progressing"),
@@ -212,7 +215,8 @@ def _rollout_scenarios() -> dict[str, tuple[AgentRolloutStatus, str]]:
         "promoted-a-step": (decide(_spec(), _at(1), _obs()).status, "Progressing"),
         "awaiting-approval": (awaiting, "Suspended"),
         "approved-to-100": (at_100, "Progressing"),
-        "completed": (decide(_spec(), at_100, _obs()).status, "Healthy"),
+        "finalizing": (finalizing, "Progressing"),
+        "completed": (decide(_spec(), finalizing, _obs()).status, "Healthy"),
         "paused-by-spec": (decide(_spec(paused=True), _at(2), _obs()).status, "Suspended"),
         "paused-for-missing-data": (decide(no_data_pause, _at(1, consecutive_no_data=2), _obs("hold")).status,
                                     "Degraded"),

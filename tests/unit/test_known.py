@@ -78,6 +78,9 @@ A, B = DeploymentState(2, "r1"), DeploymentState(0, "r1")
     ([("read begins",), ("watch", "6", B, True), ("read answered", "5", A)], ABSENT),
     ([("watch", "6", B, False), ("wait", 1.0), ("read begins",), ("read answered", "7", A)], A),  # older event
     ([("read begins",), ("watch", "6", B, False), ("read answered", "6", B), ("wait", 3599.0)], B),  # same: confirmed
+    # A write ("read begins/answered" here) whose echo and a controller's status update both came
+    # through the watch before its response was handled: the newer event wins, not the response.
+    ([("read begins",), ("watch", "5", A, False), ("watch", "6", B, False), ("read answered", "5", A)], B),
 ])
 def test_known(script: list[tuple], expected: object) -> None:
     clock = Clock()
@@ -115,3 +118,28 @@ def test_confirmed_resync_is_never_shorter() -> None:
 ])
 def test_deployment_state(body: dict, state: DeploymentState) -> None:
     assert DeploymentState.of(body) == state
+
+
+def _dep(gen: int | None, observed: int | None, replicas: int, updated: int, available: int,
+         total: int | None = None) -> dict:
+    return {"metadata": {"generation": gen, "annotations": {"launchgate.dev/revision": "abc"}},
+            "spec": {"replicas": replicas},
+            "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": available,
+                       "replicas": updated if total is None else total}}
+
+
+@pytest.mark.parametrize("body,rolled_out", [
+    (_dep(2, 2, 3, 3, 3), True),
+    (_dep(2, 1, 3, 3, 3), False),          # the controller has not seen the latest spec yet
+    (_dep(2, 2, 3, 3, 2), False),          # one pod not available
+    (_dep(2, 2, 3, 2, 3), False),          # one pod still of the old template
+    (_dep(2, 2, 3, 3, 3, total=4), False),  # an old pod is still there
+    (_dep(3, 3, 0, 0, 0), True),            # scaled to zero is done when no pod is left
+    ({"metadata": {"generation": 1, "annotations": {"launchgate.dev/revision": "abc"}}, "spec": {"replicas": 1}},
+     False),  # no status at all yet
+], ids=["done", "unobserved", "unavailable", "not-updated", "old-pod-left", "zero", "no-status"])
+def test_a_deployment_is_rolled_out_when_kubectl_rollout_status_would_say_so(body: dict, rolled_out: bool) -> None:
+    state = DeploymentState.of(body)
+    assert state.rolled_out is rolled_out
+    # Status is what the controller reports; the operator patches only for the fields it drives.
+    assert state == DeploymentState(body["spec"]["replicas"], "abc")

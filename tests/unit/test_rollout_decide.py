@@ -11,6 +11,7 @@ from launchgate.models import AgentRolloutSpec, AgentRolloutStatus
 from launchgate.rollout import (
     ApprovalVote,
     Observation,
+    Pods,
     canary_replicas,
     decide,
     stable_replicas,
@@ -80,16 +81,18 @@ def test_new_revision_starts_at_replay_gate() -> None:
 
 @pytest.mark.parametrize(
     "index,step,expected_phase,expected_weight",
-    [(0, 0, "Canary1", 5), (1, 0, "Canary2", 25), (2, 0, "General", 50), (3, 1, "Completed", 0)],
+    [(0, 0, "Canary1", 5), (1, 0, "Canary2", 25), (2, 0, "General", 50), (3, 1, "Finalizing", 100)],
 )
 def test_passing_gates_promote_one_step(index, step, expected_phase, expected_weight) -> None:
     st = at_phase(index, step, pending_approval=None)
     out = decide(spec(), st, obs(replay="succeeded"))
     assert out.decision == "promote"
     assert (out.status.phase, out.status.canary_weight) == (expected_phase, expected_weight)
-    if expected_phase == "Completed":
-        assert out.status.stable_revision == "rev2" and out.status.canary_revision is None
-        assert out.status.state == "Healthy"
+    # Traffic stays where it was until the canary's pods for the new weight are available.
+    assert out.status.traffic_weight == st.canary_weight
+    if expected_phase == "Finalizing":
+        assert out.status.stable_revision == "rev2" and out.status.canary_revision == "rev2"
+        assert out.status.state == "Progressing"
 
 
 def test_a_blocked_gate_holds_with_its_failing_blockers() -> None:
@@ -200,7 +203,7 @@ class TestApprovals:
 
     def test_later_steps_of_an_approved_phase_need_no_new_approval(self) -> None:
         out = decide(spec(), at_phase(3, step=1), obs())
-        assert out.decision == "promote" and out.status.phase == "Completed"
+        assert out.decision == "promote" and out.status.phase == "Finalizing"
 
 
 def test_no_new_record_while_holding_for_the_same_reason() -> None:
@@ -238,3 +241,109 @@ def test_conditions_follow_kstatus() -> None:
     late = at_phase(1, phase_started_at=T0 - timedelta(hours=3))
     stalled = decide(spec(progressDeadline="1h"), late, obs(gates={"canary1": gate("block", ("x",))})).status
     assert {c.type: (c.status, c.reason) for c in stalled.conditions}["Stalled"] == ("True", "ProgressDeadlineExceeded")
+
+
+# --------------------------------------------------------------------------- pods before traffic
+
+def canary(ready: bool, detail: str = "1/2 available, 1 updated") -> Pods:
+    return Pods("r-canary", ready, detail)
+
+
+@pytest.mark.parametrize(
+    "routed,pods,since_min,decision,traffic,words",
+    [
+        # A promotion to 25% waits at 5% until the pods for 25% are available ...
+        (5, canary(False), 1, "hold", 5, "waiting for the canary's pods before routing 25%"),
+        # ... and rolls back when they are not within spec.availabilityDeadline (10m).
+        (5, canary(False), 11, "rollback", 0, "not available within spec.availabilityDeadline 10m"),
+        # Once they are, traffic follows, and the gates are judged from the next pass on.
+        (5, canary(True, "3/3 available, 3 updated"), 1, "hold", 25, "25% of traffic now goes to the canary"),
+        (25, canary(True), None, "promote", 25, "all gates pass"),
+        # Pods lost in the middle of a phase: the gates are not judged on a canary that is down.
+        (25, canary(False), 2, "hold", 25, "before judging its gates"),
+        # No canary Deployment to wait on (replica-ratio routing at 0%): nothing holds the traffic.
+        (5, None, None, "hold", 25, "no pods to wait for"),
+    ],
+)
+def test_traffic_moves_only_to_available_canary_pods(routed, pods, since_min, decision, traffic, words) -> None:
+    since = T0 - timedelta(minutes=since_min) if since_min is not None else None
+    st = at_phase(2, traffic_weight=routed, pods_pending_since=since)
+    out = decide(spec(), st, obs(canary_pods=pods))
+    assert (out.decision, out.status.traffic_weight) == (decision, traffic)
+    assert words in out.reason
+    if decision == "rollback":
+        assert out.status.canary_weight == 0 and out.status.state == "RollingBack"
+
+
+def test_a_status_from_before_traffic_weight_counts_its_weight_as_routed() -> None:
+    out = decide(spec(), at_phase(2), obs(canary_pods=canary(True)))
+    assert out.decision == "promote" and out.status.traffic_weight == 25
+
+
+def test_a_fired_trigger_rolls_back_even_while_waiting_for_pods() -> None:
+    trig = TriggerResult(name="errors", fired=True, value=0.06, baseline_value=0.02, reason="r", missing=None)
+    out = decide(spec(), at_phase(1, traffic_weight=0), obs(canary_pods=canary(False), triggers={"errors": trig}))
+    assert out.decision == "rollback" and out.status.traffic_weight == 0
+
+
+def test_a_new_revision_routes_nothing_until_its_pods_are_up() -> None:
+    out = decide(spec(), AgentRolloutStatus(stable_revision="rev1", state="Healthy"), obs())
+    assert out.status.traffic_weight == 0 and out.status.pods_pending_since == T0
+
+
+@pytest.mark.parametrize(
+    "stable,done",
+    [(None, True), (Pods("r-stable", True, "10/10 available, 10 updated"), True),
+     (Pods("r-stable", False, "4/10 available, 6 updated"), False)],
+)
+def test_finalizing_keeps_canary_traffic_until_the_stable_deployment_rolled_out(stable, done) -> None:
+    promoted = decide(spec(), at_phase(3, step=1), obs()).status
+    assert promoted.phase == "Finalizing" and promoted.traffic_weight == 100
+    out = decide(spec(), promoted, obs(stable_pods=stable, now=T0 + timedelta(seconds=30)))
+    assert out.decision == "promote"
+    if done:
+        assert (out.status.phase, out.status.state, out.status.canary_revision) == ("Completed", "Healthy", None)
+        assert out.status.traffic_weight == 0 and out.record == "decision" and "rollout complete" in out.reason
+        assert [h.phase for h in out.status.history][-2:] == ["Finalizing", "Completed"]
+    else:
+        assert (out.status.phase, out.status.traffic_weight, out.status.canary_revision) == ("Finalizing", 100, "rev2")
+        assert out.record is None and "4/10 available" in out.reason
+        assert len(out.status.history) == len(promoted.history)
+
+
+def test_a_stable_deployment_that_never_rolls_out_marks_the_rollout_stalled() -> None:
+    promoted = decide(spec(), at_phase(3, step=1), obs()).status
+    late = obs(stable_pods=Pods("r-stable", False, "0/10 available"), now=T0 + timedelta(minutes=11))
+    st = decide(spec(), promoted, late).status
+    assert {c.type: (c.status, c.reason) for c in st.conditions}["Stalled"] == ("True", "PodsNotAvailable")
+    assert st.phase == "Finalizing" and st.traffic_weight == 100
+
+
+@pytest.mark.parametrize("moved_ago,decision,recheck", [(10, "hold", 20.0), (30, "promote", None),
+                                                         (None, "promote", None)])
+def test_a_step_gets_a_whole_interval_of_traffic_before_it_is_judged(moved_ago, decision, recheck) -> None:
+    """Passes also run at once on events (pods up, approvals); the 30s interval still holds per step."""
+    since = T0 - timedelta(seconds=moved_ago) if moved_ago is not None else None
+    out = decide(spec(), at_phase(2, traffic_weight=25, traffic_since=since), obs(canary_pods=canary(True)))
+    assert (out.decision, out.recheck) == (decision, recheck)
+    if decision == "hold":
+        assert "promoted no sooner than" in out.reason and out.status.canary_weight == 25
+
+
+def test_traffic_moving_starts_the_steps_interval() -> None:
+    out = decide(spec(), at_phase(2, traffic_weight=5), obs(canary_pods=canary(True)))
+    assert out.status.traffic_since == T0 and out.status.traffic_weight == 25
+
+
+def test_blocking_gates_are_reported_even_in_a_steps_first_interval() -> None:
+    st = at_phase(2, traffic_weight=25, traffic_since=T0 - timedelta(seconds=1))
+    out = decide(spec(), st, obs(canary_pods=canary(True), gates={"canary2": gate("block", ("b",))}))
+    assert out.decision == "hold" and "gates blocking" in out.reason
+
+
+def test_approvals_promote_without_waiting_for_the_steps_interval() -> None:
+    votes = [ApprovalVote(approver=a, decision="approve", created=T0) for a in ("alice", "bob")]
+    pending = decide(spec(), at_phase(3), obs()).status
+    st = pending.model_copy(update={"traffic_since": T0 - timedelta(seconds=1)})
+    out = decide(spec(), st, obs(votes=votes))
+    assert out.decision == "promote" and out.status.canary_weight == 100
