@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
+from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics
@@ -143,8 +144,8 @@ class Reconciler:
         router_error: str | None = None
         try:
             self._actuate(obj, spec, status, revision, policy_text, policy_hash, router)
-        except RouterError as e:
-            router_error = str(e)
+        except (RouterError, ApiException, ValidationError) as e:
+            router_error = world_error(e)
 
         owners: dict[str, str] = {}
         obs, gate_results, recheck = self._observe(obj, spec, status, revision, policy_hash, people, owners)
@@ -171,8 +172,8 @@ class Reconciler:
         if written or router_error is not None:
             try:
                 self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
-            except RouterError as e:
-                return self._router_failed(obj, out.status, str(e), interval)
+            except (RouterError, ApiException, ValidationError) as e:
+                return self._router_failed(obj, out.status, world_error(e), interval)
         if recheck is not None and out.status.state == "Progressing":
             interval = max(self.settings.min_interval, min(interval, recheck))
         if out.recheck is not None:
@@ -302,8 +303,11 @@ class Reconciler:
             canary_pods = self._pods(ns, f"{name}-canary", revision)
         if _finalizing(status) and status.stable_revision == revision:
             stable_pods = self._pods(ns, f"{name}-stable", revision)
+        stable_missing = (status.stable_revision not in (None, revision) and status.canary_revision != revision
+                          and self.kube.deployment_state(ns, f"{name}-stable") is None)
         obs = Observation(now=now, revision=revision, gates_hash=gates_hash, gates=gates, triggers=triggers,
-                          replay=replay, votes=votes, canary_pods=canary_pods, stable_pods=stable_pods)
+                          replay=replay, votes=votes, canary_pods=canary_pods, stable_pods=stable_pods,
+                          stable_missing=stable_missing)
         return obs, gates, recheck
 
     def _pods(self, namespace: str, deployment: str, revision: str) -> Pods:
@@ -501,11 +505,43 @@ class Reconciler:
     def _router_failed(self, obj: dict[str, Any], status: AgentRolloutStatus, error: str,
                        interval: float) -> PassResult:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        message = f"traffic router: {error}; retrying"
+        message = f"{error}; retrying"
         if status.message != message:
             self.kube.patch_status("agentrollouts", ns, name, {"message": message})
         log.warning(json.dumps({"msg": "router failed", "rollout": f"{ns}/{name}", "error": error}))
         return PassResult(interval=interval, error=message)
+
+
+def world_error(e: RouterError | ApiException | ValidationError) -> str:
+    """What status says when the world cannot be made to match it. Refusals of a change the user's
+    spec asks for (an invalid pod template, a quota, an admission policy, missing RBAC) name the
+    field and the object, and retrying cannot fix them: the API server's words, or the client's,
+    which checks request bodies before sending them. Everything else (conflicts, overload, a server
+    error) is raised again, for the pass to be retried with backoff."""
+    if isinstance(e, RouterError):
+        return f"traffic router: {e}"
+    if isinstance(e, ValidationError):
+        problems = "; ".join(f"{_field_path(err['loc'])}: {err['msg']}" for err in e.errors()[:3])
+        return f"the API client refused a workload change ({e.title}): {problems}"
+    if e.status is None or not 400 <= e.status < 500 or e.status in (404, 409, 429):
+        raise e
+    try:
+        detail = json.loads(e.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        detail = None
+    return f"the API server refused a workload change: {detail or f'{e.status} {e.reason}'}"
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """('2', 'spec', 'containers', 0, 'name') -> spec.containers[0].name: the leading argument
+    position of the client's method is not part of the object."""
+    parts = list(loc)
+    if parts and str(parts[0]).isdigit():
+        parts = parts[1:]
+    path = ""
+    for p in parts:
+        path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
+    return path
 
 
 def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,

@@ -64,6 +64,9 @@ class Observation:
     """None: no canary Deployment to wait on."""
     stable_pods: Pods | None = None
     """Only looked at while finalizing; None: nothing to wait on."""
+    stable_missing: bool = False
+    """No stable Deployment exists (its creation was refused, or it was deleted); only looked at
+    when a new revision arrives."""
 
 
 @dataclass
@@ -129,6 +132,15 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
         new.state = "Healthy"
         new.canary_weight = 0
         return _finish(spec, status, new, obs, None, status.message or "stable")
+
+    if obs.stable_missing and status.canary_revision != obs.revision:
+        # No pods run the stable revision (its Deployment was refused, e.g. an invalid template, or
+        # deleted): there is no baseline to compare with and no traffic to protect.
+        _reset_rollout(new)
+        new.stable_revision = obs.revision
+        new.state = "Healthy"
+        return _finish(spec, status, new, obs, None, f"no stable Deployment runs {status.stable_revision}: "
+                       f"revision {obs.revision} becomes stable", record="action")
 
     if status.canary_revision != obs.revision:
         _start(new, phases, obs)

@@ -203,6 +203,27 @@ def test_a_canary_whose_pods_never_come_up_is_rolled_back_at_its_deadline(world:
     assert promotions(w, "stuck-pods") == [("ReplayGate", "rollback")]
 
 
+def test_a_template_the_api_server_refuses_is_said_in_status_and_its_fix_deploys(world: World) -> None:
+    w = world
+    w.start_operator()
+    w.http_route("badtpl")
+    invalid = rollout_obj("badtpl", "agent:1", phases())
+    del invalid["spec"]["template"]["spec"]["containers"][0]["name"]  # the CRD keeps pod templates as they are
+    w.apply(invalid)
+    st = w.wait_status("badtpl", "the refusal in status",
+                       lambda s: "refused a workload change" in (s.get("message") or ""), timeout=30)
+    # Said by the API client, which checks bodies before sending them, or else by the API server.
+    assert "spec.template.spec.containers[0].name" in st["message"], st
+    assert w.replicas("badtpl-stable") is None
+    # Fixed: no pods ran the refused revision, so there is nothing to canary against or protect.
+    w.apply(rollout_obj("badtpl", "agent:1", phases()))
+    st = w.wait_status("badtpl", "the fixed revision to become stable",
+                       lambda s: "becomes stable" in (s.get("message") or "") and s.get("state") == "Healthy")
+    assert st.get("canaryRevision") is None and "no stable Deployment runs" in st["message"]
+    wait_for("the stable Deployment", lambda: w.replicas("badtpl-stable") == 4, timeout=15)
+    assert w.route_weights("badtpl") == (100, 0)
+
+
 def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
     w = world
     hook = WebhookReceiver()

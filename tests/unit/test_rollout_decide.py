@@ -347,3 +347,20 @@ def test_approvals_promote_without_waiting_for_the_steps_interval() -> None:
     st = pending.model_copy(update={"traffic_since": T0 - timedelta(seconds=1)})
     out = decide(spec(), st, obs(votes=votes))
     assert out.decision == "promote" and out.status.canary_weight == 100
+
+
+@pytest.mark.parametrize("canary,missing,becomes_stable", [
+    (None, True, True),        # the stable Deployment was refused: the fixed template goes straight in
+    ("rev1b", True, True),     # also over a canary of an older revision
+    (None, False, False),      # otherwise a new revision starts a canary
+    ("rev2", True, False),     # a canary of this revision goes on (only a new revision asks)
+])
+def test_a_new_revision_with_no_stable_deployment_becomes_stable(canary, missing, becomes_stable) -> None:
+    st = AgentRolloutStatus(stable_revision="rev1", canary_revision=canary, state="Healthy" if canary is None
+                            else "Progressing", phase_index=0 if canary else None, canary_weight=0)
+    out = decide(spec(), st, obs(stable_missing=missing))
+    if becomes_stable:
+        assert (out.status.stable_revision, out.status.canary_revision, out.status.state) == ("rev2", None, "Healthy")
+        assert out.record == "action" and "no stable Deployment runs rev1" in out.reason
+    else:
+        assert out.status.stable_revision == "rev1" and out.status.canary_revision == "rev2"
