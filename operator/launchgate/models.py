@@ -574,6 +574,10 @@ class LastAction(_Status):
     actor: str = Field(max_length=253)
     created: datetime
     outcome: str = Field(default="", max_length=1024)
+    handled_same_second: list[str] = Field(
+        default_factory=list, max_length=64,
+        description="Other actions created in the same second as this one and already handled: creation "
+                    "times have one-second precision, so the time alone cannot tell which are done.")
 
 
 class AgentRolloutStatus(_Status):

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -355,19 +355,8 @@ class Reconciler:
     # ------------------------------------------------------------------ people
     def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus,
                      people: Watched | None) -> dict[str, Any] | None:
-        """The oldest RolloutAction not yet handled; status.lastAction makes each count once."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-
-        def key(a: dict[str, Any]) -> tuple[str, str]:
-            return a["metadata"]["creationTimestamp"], a["metadata"]["name"]
-
-        items = sorted((a for a in self._listed("rolloutactions", ns, people)
-                        if (a.get("spec") or {}).get("rollout") == name), key=key)
-        last = status.last_action
-        if last is not None:
-            done = (last.created.strftime("%Y-%m-%dT%H:%M:%SZ"), last.name)
-            items = [a for a in items if key(a) > done]
-        return items[0] if items else None
+        return next_action(self._listed("rolloutactions", ns, people), name, status.last_action)
 
     def _listed(self, plural: str, ns: str, people: Watched | None) -> list[dict[str, Any]]:
         if people is not None:
@@ -376,10 +365,16 @@ class Reconciler:
 
     def _handled(self, obj: dict[str, Any], out: Outcome, action: dict[str, Any]) -> None:
         spec, meta = action["spec"], action["metadata"]
-        outcome = f"{out.decision}: {out.reason}" if out.decision else f"no change: {out.reason}"
+        if out.decision:
+            outcome = f"{out.decision}: {out.reason}"
+        else:  # a retry restarts without a gate decision; anything else that decided nothing changed nothing
+            outcome = out.reason if out.record == "action" else f"no change: {out.reason}"
+        created = datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
+        prev = out.status.last_action
+        same = [*prev.handled_same_second, prev.name][-64:] if prev is not None and prev.created == created else []
         out.status.last_action = LastAction(
-            name=meta["name"], action=spec["action"], actor=spec["actor"],
-            created=datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00")), outcome=outcome[:1024])
+            name=meta["name"], action=spec["action"], actor=spec["actor"], created=created,
+            outcome=outcome[:1024], handled_same_second=same)
         if out.record is None:
             out.record = "action"
         out.record_id = "a-" + short_hash(meta.get("uid"), meta["name"], n=14)
@@ -510,6 +505,25 @@ class Reconciler:
             self.kube.patch_status("agentrollouts", ns, name, {"message": message})
         log.warning(json.dumps({"msg": "router failed", "rollout": f"{ns}/{name}", "error": error}))
         return PassResult(interval=interval, error=message)
+
+
+def next_action(actions: Iterable[dict[str, Any]], rollout: str, last: LastAction | None) -> dict[str, Any] | None:
+    """The oldest RolloutAction for `rollout` not yet handled; status.lastAction makes each count once.
+
+    Creation times have one-second precision, so an abort and a promote sent in the same second
+    tie: the apiserver's resourceVersion (in practice the order it stored them) breaks the tie,
+    and lastAction keeps the names already handled within that second."""
+    def key(a: dict[str, Any]) -> tuple[str, int, str]:
+        rv = str(a["metadata"].get("resourceVersion") or "")
+        return a["metadata"]["creationTimestamp"], int(rv) if rv.isdigit() else 0, a["metadata"]["name"]
+
+    items = sorted((a for a in actions if (a.get("spec") or {}).get("rollout") == rollout), key=key)
+    if last is not None:
+        second = last.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        handled = {last.name, *last.handled_same_second}
+        items = [a for a in items if key(a)[0] > second
+                 or (key(a)[0] == second and a["metadata"]["name"] not in handled)]
+    return items[0] if items else None
 
 
 def world_error(e: RouterError | ApiException | ValidationError) -> str:

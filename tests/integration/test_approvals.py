@@ -200,9 +200,11 @@ def test_abort_and_retry_through_the_plugin_are_recorded_with_the_user(world: Wo
     assert st["lastAction"]["actor"] == "carol" and st["lastAction"]["action"] == "abort"
     plugin(w, "carol", "retry", "act")
     # The retry starts again from ReplayGate; Canary1's minimum duration of 1h then holds it.
-    w.wait_status("act", "the retry to reach Canary1",
-                  lambda s: s.get("state") == "Progressing" and s.get("phase") == "Canary1"
-                  and (s.get("lastAction") or {}).get("action") == "retry")
+    st = w.wait_status("act", "the retry to reach Canary1",
+                       lambda s: s.get("state") == "Progressing" and s.get("phase") == "Canary1"
+                       and (s.get("lastAction") or {}).get("action") == "retry")
+    assert st["lastAction"]["outcome"] == "retry requested by carol"
+    # Sent right away, the promote is often created in the retry's second: it must not be lost.
     plugin(w, "carol", "promote", "act")
     w.wait_status("act", "the forced promotion", lambda s: s.get("phase") == "General")
     by_carol = [(r["kind"], r.get("decision")) for r in w.records("act") if r["actor"] == "carol"]
