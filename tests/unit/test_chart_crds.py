@@ -8,6 +8,7 @@ the copies with:  cp crds/*.yaml charts/launchgate/crds/
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -54,3 +55,14 @@ def test_packaging_versions_follow_the_package() -> None:
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     assert container["image"].rsplit(":", 1)[1] == __version__
+
+
+def test_the_kustomize_manifest_sets_what_the_chart_sets() -> None:
+    """Both install paths show every setting, so neither silently falls behind the other."""
+    chart = set(re.findall(r"name: (LAUNCHGATE_[A-Z_]+)", (CHART / "templates" / "deployment.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO / "manifests" / "base" / "operator.yaml").read_text()))
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    kustomize = {e["name"] for e in container["env"]}
+    # Token and CA files exist only where the chart mounts a Secret for them.
+    assert chart - {"LAUNCHGATE_PROMETHEUS_TOKEN_FILE", "LAUNCHGATE_PROMETHEUS_CA_FILE"} <= kustomize
