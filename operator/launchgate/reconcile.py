@@ -48,6 +48,7 @@ from .rollout import (
     ReplayState,
     canary_replicas,
     decide,
+    refused_conditions,
     routed_weight,
     short_hash,
     stable_replicas,
@@ -365,19 +366,29 @@ class Reconciler:
 
     def _handled(self, obj: dict[str, Any], out: Outcome, action: dict[str, Any]) -> None:
         spec, meta = action["spec"], action["metadata"]
-        if out.decision:
+        if out.action_note is not None:
+            outcome = f"not applied: {out.action_note}"
+        elif out.decision:
             outcome = f"{out.decision}: {out.reason}"
-        else:  # a retry restarts without a gate decision; anything else that decided nothing changed nothing
-            outcome = out.reason if out.record == "action" else f"no change: {out.reason}"
+        else:  # a retry restarts without a gate decision
+            outcome = out.reason
         created = datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
         prev = out.status.last_action
         same = [*prev.handled_same_second, prev.name][-64:] if prev is not None and prev.created == created else []
         out.status.last_action = LastAction(
             name=meta["name"], action=spec["action"], actor=spec["actor"], created=created,
             outcome=outcome[:1024], handled_same_second=same)
+        rid = "a-" + short_hash(meta.get("uid"), meta["name"], n=14)
+        if out.action_note is not None:
+            # The operator's own decision of this pass stays the operator's; the refusal gets its own record.
+            if self._write_record(obj, rid, "action", spec["actor"], f"{spec['action']} {outcome}", out.status,
+                                  None, None, {}):
+                self.kube.event(obj, "Warning", "RolloutAction", f"[{rid}] {spec['action']} by {spec['actor']} "
+                                f"{outcome}")
+            return
         if out.record is None:
             out.record = "action"
-        out.record_id = "a-" + short_hash(meta.get("uid"), meta["name"], n=14)
+        out.record_id = rid
         out.actor = spec["actor"]
 
     def _record_votes(self, obj: dict[str, Any], old: AgentRolloutStatus, out: Outcome, obs: Observation) -> None:
@@ -501,8 +512,11 @@ class Reconciler:
                        interval: float) -> PassResult:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         message = f"{error}; retrying"
-        if status.message != message:
-            self.kube.patch_status("agentrollouts", ns, name, {"message": message})
+        conds = [c.model_dump(mode="json", by_alias=True, exclude_none=True)
+                 for c in refused_conditions(status, message, now_utc())]
+        old = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in status.conditions]
+        if status.message != message or conds != old:
+            self.kube.patch_status("agentrollouts", ns, name, {"message": message, "conditions": conds})
         log.warning(json.dumps({"msg": "router failed", "rollout": f"{ns}/{name}", "error": error}))
         return PassResult(interval=interval, error=message)
 

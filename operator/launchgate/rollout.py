@@ -83,6 +83,9 @@ class Outcome:
     """Who caused it when a person did (a RolloutAction); None means the operator."""
     recheck: float | None = None
     """Seconds after which to look again, when that is sooner than the interval."""
+    action_applied: bool = False
+    action_note: str | None = None
+    """Why a person's RolloutAction was not acted on, for its outcome in status.lastAction."""
 
 
 def short_hash(*parts: object, n: int = 12) -> str:
@@ -109,6 +112,35 @@ def stable_replicas(total: int, weight: int, *, ratio_router: bool) -> int:
 
 def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
     """Next status and the decision that led to it."""
+    out = _decide(spec, status, obs)
+    if obs.action is not None and not out.action_applied:
+        out.action_note = _not_applied(status, obs)
+    return out
+
+
+def _not_applied(status: AgentRolloutStatus, obs: Observation) -> str:
+    """The person who sent an action that does not fit the rollout's state hears why, not 'no change'."""
+    if status.state in ("RollingBack", "Degraded"):
+        return ("the rollout is already rolled back" if obs.action == "abort"
+                else f"the rollout is rolled back; send retry to start {obs.revision} again")
+    if obs.action == "retry":
+        return f"only a rolled-back rollout can be retried; this one is {status.state or 'new'}"
+    if status.phase == FINALIZING and status.canary_revision == obs.revision:
+        if obs.action == "promote":
+            return f"{obs.revision} already passed every phase"
+        return (f"{obs.revision} already passed every phase and the stable Deployment is rolling it out; "
+                "to go back, apply the previous template")
+    if status.canary_revision != obs.revision:
+        return f"no canary of revision {obs.revision} was in progress"
+    return f"not applicable while {status.state or 'new'}"
+
+
+def _applied(out: Outcome) -> Outcome:
+    out.action_applied = True
+    return out
+
+
+def _decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
     new = status.model_copy(deep=True)
     phases = spec.effective_phases()
 
@@ -154,11 +186,12 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
     if status.state == "Degraded":
         if obs.action == "retry":
             _start(new, phases, obs)
-            return _finish(spec, status, new, obs, None, f"retry requested by {obs.actor}", record="action")
+            return _applied(_finish(spec, status, new, obs, None, f"retry requested by {obs.actor}",
+                                    record="action"))
         return _finish(spec, status, new, obs, status.decision, status.message or "rolled back")
 
     if obs.action == "abort":
-        return _rollback(spec, status, new, obs, f"aborted by {obs.actor}", {})
+        return _applied(_rollback(spec, status, new, obs, f"aborted by {obs.actor}", {}))
 
     idx = min(status.phase_index or 0, len(phases) - 1)
     phase = phases[idx]
@@ -173,7 +206,8 @@ def decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation)
         return _rollback(spec, status, new, obs, "replay suite failed", {})
 
     if obs.action == "promote":
-        return _promote(spec, status, new, obs, phases, f"promotion forced by {obs.actor}", {}, forced=True)
+        return _applied(_promote(spec, status, new, obs, phases, f"promotion forced by {obs.actor}", {},
+                                 forced=True))
 
     waiting = _canary_pods(spec, status, new, obs)
     if waiting is not None:
@@ -479,17 +513,28 @@ def conditions(spec: AgentRolloutSpec, st: AgentRolloutStatus, now: datetime) ->
         stalled_reason, stalled_msg = "NoData", st.message or ""
     else:
         stalled_reason, stalled_msg = "", ""
-    prev = {c.type: c for c in st.conditions}
-
-    def cond(type_: str, value: bool, reason: str, message: str) -> Condition:
-        status: Literal["True", "False"] = "True" if value else "False"
-        old = prev.get(type_)
-        since = old.last_transition_time if old is not None and old.status == status else now
-        return Condition(type=type_, status=status, reason=reason or ("AsExpected" if not value else type_),
-                         message=message[:4096], last_transition_time=since)
-
     return [
-        cond("Ready", ready, "Healthy" if ready else state, st.message or ""),
-        cond("Reconciling", reconciling, state if reconciling else "", (st.message or "") if reconciling else ""),
-        cond("Stalled", stalled, stalled_reason, stalled_msg),
+        _condition(st, now, "Ready", ready, "Healthy" if ready else state, st.message or ""),
+        _condition(st, now, "Reconciling", reconciling, state if reconciling else "",
+                   (st.message or "") if reconciling else ""),
+        _condition(st, now, "Stalled", stalled, stalled_reason, stalled_msg),
     ]
+
+
+def refused_conditions(st: AgentRolloutStatus, message: str, now: datetime) -> list[Condition]:
+    """The world refused a change (an invalid template, a quota, a missing HTTPRoute): nothing
+    moves until someone fixes it, so GitOps health must not read Ready meanwhile."""
+    return [
+        _condition(st, now, "Ready", False, "ChangeRefused", message),
+        _condition(st, now, "Reconciling", False, "", ""),
+        _condition(st, now, "Stalled", True, "ChangeRefused", message),
+    ]
+
+
+def _condition(st: AgentRolloutStatus, now: datetime, type_: str, value: bool, reason: str,
+               message: str) -> Condition:
+    status: Literal["True", "False"] = "True" if value else "False"
+    old = next((c for c in st.conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else now
+    return Condition(type=type_, status=status, reason=reason or ("AsExpected" if not value else type_),
+                     message=message[:4096], last_transition_time=since)

@@ -270,3 +270,30 @@ def test_the_operator_identity_can_write_status_but_never_a_spec(world: World) -
     assert label.returncode == 0, label.stderr
     kubectl(w.kubeconfig, "patch", "launchgates", "canary1", "-n", w.ns, "--type=merge",
             "-p", '{"metadata": {"finalizers": null}}')
+
+
+def test_an_abort_while_finalizing_is_refused_in_status_and_the_rollout_completes(world: World) -> None:
+    """The test plays the Deployment controller (`pods_come_up`), to hold the rollout in Finalizing."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "late", pods_never_ready=True, availabilityDeadline="1h",
+                           phases=[{"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
+                                   {"name": "General", "weight": 100, "gates": ["canary1"]}])
+    rev2 = when_a_new_revision_is_applied(w, "late")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.pods_come_up("late-canary")
+    w.wait_status("late", "General to wait for its pods", lambda s: s.get("canaryWeight") == 100)
+    wait_for("the canary scaled up", lambda: w.replicas("late-canary") == 4, timeout=15)
+    w.pods_come_up("late-canary")
+    w.wait_status("late", "the stable Deployment to be rolling out", lambda s: s.get("phase") == "Finalizing"
+                  and "waiting for Deployment late-stable" in (s.get("message") or ""))
+    plugin(w, "carol", "abort", "late", "-m", "too late")
+    st = w.wait_status("late", "the abort's outcome", lambda s: (s.get("lastAction") or {}).get("action") == "abort")
+    assert st["lastAction"]["outcome"].startswith(f"not applied: {rev2} already passed every phase"), st
+    assert st["phase"] == "Finalizing" and st["state"] == "Progressing" and w.route_weights("late") == (0, 100)
+    refusal = [r for r in w.records("late") if r["kind"] == "action" and r.get("actor") == "carol"]
+    assert len(refusal) == 1 and "abort not applied" in refusal[0]["reason"], refusal
+    w.pods_come_up("late-stable")
+    st = w.wait_status("late", "the rollout to complete", lambda s: s.get("phase") == "Completed")
+    assert st["stableRevision"] == rev2
+    wait_for("traffic back on stable", lambda: w.route_weights("late") == (100, 0), timeout=15)

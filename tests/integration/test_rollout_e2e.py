@@ -215,11 +215,17 @@ def test_a_template_the_api_server_refuses_is_said_in_status_and_its_fix_deploys
     # Said by the API client, which checks bodies before sending them, or else by the API server.
     assert "spec.template.spec.containers[0].name" in st["message"], st
     assert w.replicas("badtpl-stable") is None
+    # GitOps health reads the conditions: not Ready, stalled until someone fixes the template.
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert (conds["Ready"]["status"], conds["Stalled"]["status"], conds["Stalled"]["reason"]) == \
+        ("False", "True", "ChangeRefused"), conds
     # Fixed: no pods ran the refused revision, so there is nothing to canary against or protect.
     w.apply(rollout_obj("badtpl", "agent:1", phases()))
     st = w.wait_status("badtpl", "the fixed revision to become stable",
                        lambda s: "becomes stable" in (s.get("message") or "") and s.get("state") == "Healthy")
     assert st.get("canaryRevision") is None and "no stable Deployment runs" in st["message"]
+    assert {c["type"]: c["status"] for c in st["conditions"]} == {"Ready": "True", "Reconciling": "False",
+                                                                  "Stalled": "False"}
     wait_for("the stable Deployment", lambda: w.replicas("badtpl-stable") == 4, timeout=15)
     assert w.route_weights("badtpl") == (100, 0)
 

@@ -14,6 +14,7 @@ from launchgate.rollout import (
     Pods,
     canary_replicas,
     decide,
+    refused_conditions,
     stable_replicas,
 )
 
@@ -364,3 +365,42 @@ def test_a_new_revision_with_no_stable_deployment_becomes_stable(canary, missing
         assert out.record == "action" and "no stable Deployment runs rev1" in out.reason
     else:
         assert out.status.stable_revision == "rev1" and out.status.canary_revision == "rev2"
+
+
+FINALIZING = decide(spec(), at_phase(3, step=1), obs()).status
+HEALTHY = AgentRolloutStatus(stable_revision="rev2", state="Healthy", phase="Completed")
+
+
+@pytest.mark.parametrize("status,action,applied,words", [
+    (at_phase(1), "abort", True, None),
+    (at_phase(1), "promote", True, None),
+    (at_phase(1, state="Degraded", canary_weight=0), "retry", True, None),
+    (at_phase(1, state="AwaitingApproval"), "abort", True, None),
+    (FINALIZING, "abort", False, "already passed every phase and the stable Deployment is rolling it out; "
+                                 "to go back, apply the previous template"),
+    (FINALIZING, "promote", False, "rev2 already passed every phase"),
+    (at_phase(1, state="Degraded", canary_weight=0), "abort", False, "already rolled back"),
+    (at_phase(1, state="Degraded", canary_weight=0), "promote", False, "send retry to start rev2 again"),
+    (at_phase(1), "retry", False, "only a rolled-back rollout can be retried; this one is Progressing"),
+    (HEALTHY, "abort", False, "no canary of revision rev2 was in progress"),
+])
+def test_an_action_that_does_not_fit_the_state_says_why(status, action, applied, words) -> None:
+    out = decide(spec(), status, obs(action=action, actor="carol"))
+    assert out.action_applied is applied
+    if applied:
+        assert out.action_note is None
+    else:
+        assert words in (out.action_note or "")
+
+
+def test_a_refused_change_is_not_ready_and_stalled_since_it_was_first_refused() -> None:
+    healthy = decide(spec(), AgentRolloutStatus(), obs(revision="rev1")).status
+    assert {c.type: c.status for c in healthy.conditions}["Ready"] == "True"
+    first = refused_conditions(healthy, "the API server refused a workload change: quota", T0 + timedelta(minutes=1))
+    assert [(c.type, c.status, c.reason) for c in first] == [
+        ("Ready", "False", "ChangeRefused"), ("Reconciling", "False", "AsExpected"),
+        ("Stalled", "True", "ChangeRefused")]
+    again = refused_conditions(healthy.model_copy(update={"conditions": first}), "still refused",
+                               T0 + timedelta(minutes=5))
+    assert [c.last_transition_time for c in again] == [c.last_transition_time for c in first]
+    assert again[0].message == "still refused"
