@@ -121,6 +121,8 @@ _VERSION_RE = re.compile(r'version="([^"]+)"')
 
 
 LAST_EVALUATED = "launchgate_rollout_last_evaluated_timestamp_seconds"
+PASS_DURATION = "launchgate_evaluation_duration_seconds"
+SHARED_QUERY_DURATION = "launchgate_shared_query_duration_seconds"
 
 
 def last_evaluated(text: str, namespace: str) -> dict[str, float]:
@@ -263,6 +265,32 @@ def split_requests(delta: Mapping[tuple[str, str], float]) -> tuple[float, float
     reads = sum(v for (verb, _), v in delta.items() if verb in READ_VERBS)
     watches = sum(v for (verb, _), v in delta.items() if verb == "WATCH")
     return writes, reads, watches
+
+
+def bucket_quantile(before: Mapping[tuple[str, tuple[tuple[str, str], ...]], float],
+                    after: Mapping[tuple[str, tuple[tuple[str, str], ...]], float], name: str, q: float,
+                    **match: str) -> float | None:
+    """Prometheus' histogram_quantile (q in 0..1) over the increase of histogram `name` between
+    two scrapes, for the series whose labels include `match`; None when nothing was observed."""
+    increase: dict[float, float] = {}
+    for key, value in after.items():
+        n, labels = key
+        lab = dict(labels)
+        if n != f"{name}_bucket" or "le" not in lab or any(lab.get(k) != v for k, v in match.items()):
+            continue
+        le = float(lab["le"])
+        increase[le] = increase.get(le, 0.0) + value - before.get(key, 0.0)
+    if not increase or increase.get(math.inf, 0.0) <= 0:
+        return None
+    rank = q * increase[math.inf]
+    lower, below = 0.0, 0.0
+    for le in sorted(increase):
+        if increase[le] >= rank:
+            if le == math.inf:
+                return lower
+            return lower + (le - lower) * (rank - below) / (increase[le] - below) if increase[le] > below else le
+        lower, below = le, increase[le]
+    return lower
 
 
 def counter_sum(samples: Mapping[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
@@ -649,6 +677,8 @@ class Snapshot:
     prom: dict[tuple[str, tuple[tuple[str, str], ...]], float]
     cpu_s: float | None
     query_log_offset: int
+    operator: dict[tuple[str, tuple[tuple[str, str], ...]], float] = dataclasses.field(default_factory=dict)
+    """The operator's pass and shared-query duration histograms."""
 
 
 @dataclasses.dataclass
@@ -874,7 +904,12 @@ class SizeRun:
         prom = parse_counters(p.text, ["prometheus_http_requests_total",
                                        "prometheus_engine_query_duration_seconds_count"])
         size = self.query_log.stat().st_size if self.query_log.exists() else 0
-        return Snapshot(time.time(), api, prom, proc_cpu_seconds(self.operator.pid), size)
+        op: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        if self.poller is not None:
+            with contextlib.suppress(requests.RequestException):
+                op = parse_counters(requests.get(self.poller.url, timeout=30).text, [
+                    f"{h}_bucket" for h in (PASS_DURATION, SHARED_QUERY_DURATION)])
+        return Snapshot(time.time(), api, prom, proc_cpu_seconds(self.operator.pid), size, op)
 
     def measure(self, label: str, windows: int, evaluations: bool) -> dict[str, Any]:
         """Sleep `windows` windows between two snapshots; turn the differences into per-window numbers."""
@@ -904,6 +939,12 @@ class SizeRun:
             "requests_by": sorted(((verb, res, v / self.n / nwin) for (verb, res), v in delta.items()),
                                   key=lambda t: -t[2]),
         }
+        # Slow passes and queueing both show as lag; these tell which.
+        for key, hist, match in (("pass", PASS_DURATION, {"kind": "rollout"}), ("shared_query", SHARED_QUERY_DURATION, {})):
+            for q in (50, 99):
+                value = bucket_quantile(a.operator, b.operator, hist, q / 100, **match)
+                if value is not None:
+                    out[f"{key}_p{q}_s"] = value
         if a.cpu_s is not None and b.cpu_s is not None:
             out["cpu_pct"] = 100.0 * (b.cpu_s - a.cpu_s) / seconds
             cpu = b.cpu_s - a.cpu_s

@@ -8,6 +8,7 @@ import pytest
 from launchgate.bench import (
     GENERATED_END,
     FleetCollector,
+    bucket_quantile,
     counter_sum,
     fit_linear,
     lag_stats,
@@ -153,3 +154,19 @@ def test_fleet_collector_exports_one_family_for_many_versions() -> None:
     series = {(s.labels["version"], s.labels["outcome"]) for s in fams[0].samples}
     assert series == {("v1", "success"), ("v1", "error"), ("v2", "success"), ("v2", "error")}
     assert fleet.sims[("bench", "v2")].rates.success_rate == 0.9
+
+
+def _hist(counts: dict[str, float], kind: str = "rollout") -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {("h_bucket", tuple(sorted({"kind": kind, "le": le}.items()))): v for le, v in counts.items()}
+
+
+@pytest.mark.parametrize("before,after,q,expected", [
+    ({}, {"0.1": 0, "1.0": 0, "+Inf": 0}, 0.5, None),                       # nothing observed
+    ({}, {"0.1": 50, "1.0": 100, "+Inf": 100}, 0.5, 0.1),                   # half within 0.1 s
+    ({}, {"0.1": 50, "1.0": 100, "+Inf": 100}, 0.75, 0.55),                 # interpolated in (0.1, 1]
+    ({"0.1": 40, "1.0": 40, "+Inf": 40}, {"0.1": 40, "1.0": 140, "+Inf": 140}, 0.5, 0.55),  # the increase only
+    ({}, {"0.1": 10, "1.0": 10, "+Inf": 100}, 0.99, 1.0),                   # beyond the last bucket: its bound
+])
+def test_bucket_quantile_is_prometheus_histogram_quantile_over_the_increase(before, after, q, expected) -> None:
+    got = bucket_quantile(_hist(before), {**_hist(after), **_hist({"+Inf": 999}, kind="gate")}, "h", q, kind="rollout")
+    assert got == (pytest.approx(expected) if expected is not None else None)
