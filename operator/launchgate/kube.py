@@ -233,6 +233,7 @@ class Kube:
         self.custom: Any = client.CustomObjectsApi(api)
         self.writes = 0
         self._services_seen: set[tuple[str, str, str]] = set()
+        self._configmaps_kept: set[tuple[str, str, str]] = set()
         self.known = Known(resync, confirmed_resync=confirmed_resync, spread=0.25)
         self._unseen: dict[tuple[str, str, str], str | None] = {}
 
@@ -412,6 +413,27 @@ class Kube:
         except ApiException as e:
             if e.status != 409:
                 raise
+
+    def keep_configmap(self, namespace: str, body: dict[str, Any], version: str) -> None:
+        """Create or update a ConfigMap the operator owns. Read once per `version` per process:
+        it only changes when the caller's version does."""
+        key = (namespace, body["metadata"]["name"], version)
+        if key in self._configmaps_kept:
+            return
+        name = body["metadata"]["name"]
+        current = self.read_configmap(namespace, name)
+        if current is None:
+            self._wrote()
+            try:
+                self.core.create_namespaced_config_map(namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                return  # created meanwhile: compare next pass
+        elif current != body["data"]:
+            self._wrote()
+            self.core.patch_namespaced_config_map(name, namespace, body)
+        self._configmaps_kept.add(key)
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
         try:

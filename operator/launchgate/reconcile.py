@@ -226,8 +226,12 @@ class Reconciler:
             self.kube.ensure_configmap(ns, _policy_configmap(name, policy_text, policy_hash, owner))
         # The stable Deployment gets the spec's template only once that revision is the stable one.
         if status.stable_revision == revision:
-            self.kube.ensure_deployment(ns, _deployment(f"{name}-stable", name, "stable", revision, spec.template,
-                                                        want_stable, owner, policy_hash if policy_text else None))
+            stable = _deployment(f"{name}-stable", name, "stable", revision, spec.template, want_stable, owner,
+                                 policy_hash if policy_text else None)
+            self.kube.ensure_deployment(ns, stable)
+            self.kube.keep_configmap(ns, _stable_template(name, revision, stable, owner), version=revision)
+        elif status.stable_revision is not None and self.kube.deployment_state(ns, f"{name}-stable") is None:
+            self._restore_stable(obj, status.stable_revision, want_stable)
         canary_name = f"{name}-canary"
         if in_rollout and status.canary_revision == revision and want_canary > 0:
             self.kube.ensure_deployment(ns, _deployment(canary_name, name, "canary", revision, spec.template,
@@ -238,6 +242,22 @@ class Reconciler:
         router.set_weight(ns, name, weight if in_rollout else 0)
         if want_canary == 0:
             self.kube.scale_deployment(ns, canary_name, 0)
+
+    def _restore_stable(self, obj: dict[str, Any], revision: str, replicas: int) -> None:
+        """Someone deleted the stable Deployment while the spec's template is another revision: the
+        stable revision's template, kept when it became stable, brings it back, so the traffic on
+        stable has pods again. Without a kept template (it was never created, e.g. refused) there
+        is nothing to restore, and a new revision becomes stable directly (see decide)."""
+        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        data = self.kube.read_configmap(ns, f"{name}-stable-template")
+        if not data or data.get("revision") != revision or "deployment.json" not in data:
+            return
+        body = json.loads(data["deployment.json"])
+        body["spec"]["replicas"] = replicas
+        self.kube.ensure_deployment(ns, body)
+        self.kube.event(obj, "Warning", "StableRestored",
+                        f"Deployment {name}-stable was missing; recreated at revision {revision} "
+                        f"with {replicas} replica(s)")
 
     # ------------------------------------------------------------------ observation
     def _observe(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
@@ -677,6 +697,19 @@ def _policy_configmap(rollout: str, text: str, policy_hash: str, owner: dict[str
                      "ownerReferences": [owner]},
         "data": {"policy.yaml": text},
         "immutable": True,
+    }
+
+
+def _stable_template(rollout: str, revision: str, deployment: dict[str, Any],
+                     owner: dict[str, Any]) -> dict[str, Any]:
+    """The stable Deployment as created, kept while later revisions are canaried: the spec holds
+    only the newest template, and this is what a deleted stable Deployment is recreated from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": f"{rollout}-stable-template", "labels": {ROLLOUT: rollout},
+                     "annotations": {REV: revision}, "ownerReferences": [owner]},
+        "data": {"revision": revision, "deployment.json": json.dumps(deployment, sort_keys=True)},
     }
 
 

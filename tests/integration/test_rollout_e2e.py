@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness import CANARY1_BLOCKERS, ERROR_RATE, WebhookReceiver, World, rollout_obj, wait_for
-from kubectl_util import kubectl
+from kubectl_util import kubectl, kubectl_json
 from launchgate.devenv import PrometheusServer
 
 _ids = itertools.count()
@@ -228,6 +228,34 @@ def test_a_template_the_api_server_refuses_is_said_in_status_and_its_fix_deploys
                                                                   "Stalled": "False"}
     wait_for("the stable Deployment", lambda: w.replicas("badtpl-stable") == 4, timeout=15)
     assert w.route_weights("badtpl") == (100, 0)
+
+
+def test_a_stable_deployment_deleted_during_a_canary_comes_back_at_the_stable_revision(world: World) -> None:
+    w = world
+    w.start_operator()
+    rev1 = given_a_stable_rollout(w, "gone", phase_args={"min_duration": "1h"})
+    rev2 = when_a_new_revision_is_applied(w, "gone")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("gone", "Canary1 at 5%", lambda s: s.get("phase") == "Canary1" and s.get("trafficWeight") == 5)
+    wait_for("the route at 95/5", lambda: w.route_weights("gone") == (95, 5), timeout=15)
+    replicas = w.replicas("gone-stable")
+    # Someone deletes the Deployment that 95% of the traffic goes to; the spec only holds rev2 now.
+    kubectl(w.kubeconfig, "delete", "deployment", "gone-stable", "-n", w.ns, "--wait=false")
+
+    def recreated() -> dict[str, Any] | None:
+        dep = kubectl(w.kubeconfig, "get", "deployment", "gone-stable", "-n", w.ns, "-o", "json", check=False)
+        body = json.loads(dep.stdout) if dep.returncode == 0 else None
+        return body if body and not body["metadata"].get("deletionTimestamp") else None
+
+    dep = wait_for("the stable Deployment back", recreated, timeout=30)
+    assert dep["metadata"]["annotations"]["launchgate.dev/revision"] == rev1
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "agent:1"
+    assert dep["spec"]["replicas"] == replicas
+    st = w.status("gone")
+    assert (st["phase"], st["stableRevision"], st["canaryRevision"]) == ("Canary1", rev1, rev2)
+    assert w.route_weights("gone") == (95, 5)
+    events = kubectl_json(w.kubeconfig, "get", "events", "-n", w.ns, "--field-selector", "reason=StableRestored")
+    assert any(f"revision {rev1}" in e["message"] for e in events["items"]), events
 
 
 def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
