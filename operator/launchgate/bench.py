@@ -1214,7 +1214,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
                    help="the rollback trigger's `for` (default: the window)")
     p.add_argument("--bad-sample", type=int, default=10, help="canaries turned bad per size (default 10)")
     p.add_argument("--router", choices=["gatewayAPI", "replicaRatio"], default="gatewayAPI")
-    p.add_argument("--workers", type=int, default=32, help="LAUNCHGATE_WORKERS for the operator (default 32)")
+    p.add_argument("--workers", type=int, default=96, help="LAUNCHGATE_WORKERS for the operator (default 96)")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")

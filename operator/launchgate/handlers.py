@@ -52,7 +52,7 @@ def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
         min_interval=parse_duration(os.environ.get("LAUNCHGATE_MIN_INTERVAL", "500ms")),
         status_heartbeat=parse_duration(os.environ.get("LAUNCHGATE_STATUS_HEARTBEAT", "5m")),
     )
-    workers = int(os.environ.get("LAUNCHGATE_WORKERS", "32"))
+    workers = int(os.environ.get("LAUNCHGATE_WORKERS", "96"))
     prom["pool_size"] = workers
     return prom, settings, workers
 

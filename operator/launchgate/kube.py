@@ -26,7 +26,7 @@ log = logging.getLogger("launchgate.kube")
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 
 
-def load_config(kubeconfig: str | None = None, pool_size: int = 32) -> client.ApiClient:
+def load_config(kubeconfig: str | None = None, pool_size: int = 96) -> client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or the given path).
 
     The connection pool matches the worker threads: the client's default of 10 made the
