@@ -269,8 +269,15 @@ def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_defau
     (hc,), (kc,) = hp["containers"], kp["containers"]
     for key in ("securityContext", "resources", "livenessProbe", "readinessProbe", "ports", "args", "volumeMounts"):
         assert hc[key] == kc[key], key
+    # Kustomize refers to an optional webhook Secret (and so says its format); the chart's defaults
+    # have no webhook at all.
     assert {e["name"] for e in kc["env"]} - {e["name"] for e in hc["env"]} == {
-        "LAUNCHGATE_WEBHOOK_URL", "LAUNCHGATE_WEBHOOK_AUTHORIZATION"}  # optional Secret refs in kustomize only
+        "LAUNCHGATE_WEBHOOK_URL", "LAUNCHGATE_WEBHOOK_AUTHORIZATION", "LAUNCHGATE_WEBHOOK_FORMAT"}
+    # The settings both set have the same values.
+    helm_values = {e["name"]: e.get("value") for e in hc["env"] if "value" in e}
+    kustomize_values = {e["name"]: e.get("value") for e in kc["env"] if "value" in e}
+    assert {k: v for k, v in kustomize_values.items() if k in helm_values and k != "LAUNCHGATE_PROMETHEUS_URL"} == \
+        {k: v for k, v in helm_values.items() if k in kustomize_values and k != "LAUNCHGATE_PROMETHEUS_URL"}
 
 
 def test_helm_can_switch_off_the_optional_parts(helm: Helm) -> None:
