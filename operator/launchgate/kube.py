@@ -404,15 +404,19 @@ class Kube:
                     raise
 
     def ensure_configmap(self, namespace: str, body: dict[str, Any]) -> None:
-        """Create once: policy ConfigMaps are immutable and named by their content's hash."""
-        if self.read_configmap(namespace, body["metadata"]["name"]) is not None:
+        """Create once: policy ConfigMaps are immutable and named by their content's hash, so once
+        this process has seen one it is not read again (it was a GET every pass)."""
+        key = (namespace, body["metadata"]["name"], "")
+        if key in self._configmaps_kept:
             return
-        try:
-            self._wrote()
-            self.core.create_namespaced_config_map(namespace, body)
-        except ApiException as e:
-            if e.status != 409:
-                raise
+        if self.read_configmap(namespace, body["metadata"]["name"]) is None:
+            try:
+                self._wrote()
+                self.core.create_namespaced_config_map(namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+        self._configmaps_kept.add(key)
 
     def keep_configmap(self, namespace: str, body: dict[str, Any], version: str) -> None:
         """Create or update a ConfigMap the operator owns. Read once per `version` per process:
