@@ -170,3 +170,42 @@ def _hist(counts: dict[str, float], kind: str = "rollout") -> dict[tuple[str, tu
 def test_bucket_quantile_is_prometheus_histogram_quantile_over_the_increase(before, after, q, expected) -> None:
     got = bucket_quantile(_hist(before), {**_hist(after), **_hist({"+Inf": 999}, kind="gate")}, "h", q, kind="rollout")
     assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None:
+    """A real HTTP server standing in for the operator's /metrics: an evaluation that ends just
+    before the measurement does is counted once the poller has caught up."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from launchgate.bench import EvaluationPoller
+
+    value = {"ts": 1000.0}
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = ('launchgate_rollout_last_evaluated_timestamp_seconds{namespace="bench",rollout="a"} '
+                    f'{value["ts"]}\n').encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    poller = EvaluationPoller(f"http://127.0.0.1:{server.server_address[1]}/metrics", "bench", every=0.5)
+    poller.start()
+    try:
+        assert poller.seen_until(time.time(), timeout=10)
+        value["ts"] = 2000.0  # an evaluation ends ...
+        end = time.time()  # ... and the measurement right after it
+        assert poller.seen_until(end, timeout=10)
+        assert poller.between(0, 3000) == {"a": [1000.0, 2000.0]}
+        server.shutdown()
+        assert not poller.seen_until(time.time() + 1, timeout=1.5)  # nothing answers: says so
+    finally:
+        poller.stop_flag.set()
+        server.server_close()
