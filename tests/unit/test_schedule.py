@@ -27,8 +27,26 @@ def test_a_new_object_is_due_at_once_and_then_after_its_delay() -> None:
     [(key, entry)] = a.pop_due(10.0, 10)
     assert due(a, 10.0) == []  # running: never twice at once
     assert a.done(key, entry, now=11.0, delay=30.0) is True
-    assert due(a, 40.9) == []
-    assert due(a, 41.0) == ["r"]
+    assert due(a, 39.9) == []
+    assert due(a, 40.0) == ["r"]  # counted from when the pass was due, not from its end
+
+
+@pytest.mark.parametrize("popped, ended, delay, next_due", [
+    (0.0, 0.1, 30.0, 30.0),     # on time
+    (4.0, 6.0, 30.0, 30.0),     # waited 4 s for a worker, took 2 s: the schedule does not drift
+    (0.0, 14.9, 30.0, 30.0),    # less than half a delay late: still on the schedule
+    (10.0, 20.0, 30.0, 35.0),   # more than half a delay late: half a delay's rest, never a burst
+    (0.0, 90.0, 30.0, 105.0),   # far behind (a restart, an outage): no catching up missed passes
+    (0.0, 3.0, 1.0, 3.5),       # a failing pass's short backoff is not used up by its own duration
+    (0.0, 0.0, 0.0, 0.0),
+])
+def test_the_next_pass_is_counted_from_when_this_one_was_due(popped: float, ended: float, delay: float,
+                                                             next_due: float) -> None:
+    a = Agenda()
+    a.observe("r", body(), now=0.0)
+    [(key, entry)] = a.pop_due(popped, 10)
+    a.done(key, entry, now=ended, delay=delay)
+    assert a.next_due() == next_due
 
 
 @pytest.mark.parametrize("change, wakes", [
@@ -64,10 +82,10 @@ def test_a_wake_makes_an_idle_object_due_now_and_a_running_one_due_after_its_pas
     [(key, entry)] = a.pop_due(1.0, 10)            # ...but again right after it
     a.done(key, entry, now=2.0, delay=30.0)
     assert due(a, 5.0) == []
-    assert a.wake("r", now=5.0) is True            # idle: at once, not at 32.0
+    assert a.wake("r", now=5.0) is True            # idle: at once, not at 31.0
     [(key, entry)] = a.pop_due(5.0, 10)
     a.done(key, entry, now=6.0, delay=30.0)
-    assert due(a, 35.9) == [] and due(a, 36.0) == ["r"]  # and then its interval from that pass
+    assert due(a, 34.9) == [] and due(a, 35.0) == ["r"]  # and then its interval from that pass
 
 
 @pytest.mark.parametrize("setup", ["unknown", "removed while running"])
