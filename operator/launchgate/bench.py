@@ -869,7 +869,16 @@ class SizeRun:
         t0 = time.monotonic()
         last_report = t0
         while True:
-            objs = self.rollouts()
+            try:
+                objs = self.rollouts()
+            except ApiException as e:
+                # An API server busy with 10,000 rollouts sometimes answers this LIST with a 504;
+                # that is the harness's read, not the operator's work: ask again at the next poll.
+                if e.status not in (429, 500, 503, 504) or time.monotonic() > self.deadline:
+                    raise
+                self.say(f"  (listing rollouts: HTTP {e.status}; asking again)")
+                time.sleep(2.0)
+                continue
             if on_poll is not None:
                 on_poll(objs)
             done = sum(1 for n in self.names if pred((objs.get(n) or {}).get("status") or {}))
