@@ -95,6 +95,31 @@ def test_general_waits_for_two_distinct_reviewers_then_promotes(world: World) ->
     assert {("approval", "alice"), ("approval", "bob"), ("approval-request", "launchgate-operator")} <= actors
 
 
+def test_an_approval_older_than_expires_after_no_longer_counts(world: World) -> None:
+    w = world
+    w.start_operator()
+    phases = [*APPROVAL_PHASES[:2], {**APPROVAL_PHASES[2], "approval": {
+        **APPROVAL_PHASES[2]["approval"], "expiresAfter": "6s"}}]
+    given_a_stable_rollout(w, "expiry", phases=phases)
+    rev2 = when_a_new_revision_is_applied(w, "expiry")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    awaiting(w, "expiry")
+    plugin(w, "alice", "approve", "expiry")
+    w.wait_status("expiry", "alice's approval counted",
+                  lambda s: (s.get("pendingApproval") or {}).get("approvedBy") == ["alice"])
+    # Nobody else approves within 6 s: alice's approval lapses and the request is back at 0/2.
+    st = w.wait_status("expiry", "alice's approval expired",
+                       lambda s: (s.get("pendingApproval") or {}).get("approvedBy", []) == [], timeout=60)
+    assert st["state"] == "AwaitingApproval" and st["canaryWeight"] == 50
+    plugin(w, "bob", "approve", "expiry")
+    st = w.wait_status("expiry", "bob counted",
+                       lambda s: (s.get("pendingApproval") or {}).get("approvedBy") == ["bob"])
+    assert st["state"] == "AwaitingApproval"  # one fresh approval of two
+    plugin(w, "alice", "approve", "expiry")  # approving again renews hers
+    st = w.wait_status("expiry", "completion", lambda s: s.get("phase") == "Completed", timeout=60)
+    assert st["stableRevision"] == rev2
+
+
 def threading_wait(seconds: float) -> None:
     import threading
 
