@@ -445,7 +445,12 @@ def _rollback(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRoll
     new.traffic_since = None
     new.pods_pending_since = None
     new.pending_approval = None
-    return _finish(spec, status, new, obs, "rollback", reason, record="decision", values=values, warning=True)
+    out = _finish(spec, status, new, obs, "rollback", reason, record="decision", values=values, warning=True)
+    # RollingBack only says traffic is being moved, which this pass's actuation does: the next pass
+    # settles it to Degraded, and waiting a whole interval for that kept Argo CD and Flux showing
+    # a rollback in progress long after traffic was back on stable.
+    out.recheck = 0.0
+    return out
 
 
 def _hold(spec: AgentRolloutSpec, status: AgentRolloutStatus, new: AgentRolloutStatus, obs: Observation,

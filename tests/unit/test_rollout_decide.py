@@ -123,6 +123,7 @@ def test_fired_trigger_rolls_back_with_its_values() -> None:
     trig = TriggerResult(name="errors", fired=True, value=0.06, baseline_value=0.02, reason="3x baseline for 10m", missing=None)
     out = decide(spec(), at_phase(1), obs(triggers={"errors": trig}))
     assert out.decision == "rollback" and out.status.state == "RollingBack" and out.status.canary_weight == 0
+    assert out.recheck == 0.0  # settled to Degraded at the next pass, not an interval later
     assert out.values == {"errors": 0.06, "errors:baseline": 0.02}
     assert "errors" in out.reason and out.record == "decision"
 
