@@ -1156,7 +1156,8 @@ class SizeRun:
             time.sleep(o.window)
             self.result["active"] = self.measure("active", o.windows, evaluations=True)
             self.result["rollback"] = self.rollback_phase()
-        except (TimeoutError, RuntimeError, DevEnvError, ApiException, requests.RequestException, OSError) as e:
+        except (TimeoutError, RuntimeError, DevEnvError, ApiException, requests.RequestException, OSError,
+                urllib3.exceptions.HTTPError) as e:
             self.result["error"] = f"{type(e).__name__}: {e}"[:2000]
             self.say(f"  N={self.n} incomplete: {self.result['error'][:300]}")
         finally:
