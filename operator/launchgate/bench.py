@@ -858,11 +858,23 @@ class SizeRun:
         self.result["setup"]["create_s"] = time.monotonic() - t0
 
     def rollouts(self) -> dict[str, dict[str, Any]]:
-        # From the API server's watch cache (resourceVersion 0): a quorum read of 10,000 rollouts
-        # decodes every one from etcd and competed for CPU with the operator being measured.
-        items = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "agentrollouts",
-                                                          resource_version="0")["items"]
-        return {o["metadata"]["name"]: o for o in items}
+        """Every rollout, from the API server's watch cache (resourceVersion 0): a quorum read of
+        10,000 rollouts decodes every one from etcd and competed for CPU with the operator being
+        measured. An API server busy with 10,000 rollouts sometimes answers this 35 MB LIST with a
+        504 or cuts it off; that is the harness's read, not the operator's work, so it is asked
+        again until the size's deadline."""
+        while True:
+            try:
+                items = self.custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "agentrollouts",
+                                                                  resource_version="0")["items"]
+                return {o["metadata"]["name"]: o for o in items}
+            except (ApiException, urllib3.exceptions.HTTPError) as e:
+                status = getattr(e, "status", None)
+                if (isinstance(e, ApiException) and status not in (429, 500, 503, 504)) \
+                        or time.monotonic() > self.deadline:
+                    raise
+                self.say(f"  (listing rollouts: {f'HTTP {status}' if status else type(e).__name__}; asking again)")
+                time.sleep(2.0)
 
     def wait_all(self, what: str, pred: Callable[[dict[str, Any]], bool],
                  on_poll: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> float:
@@ -873,18 +885,7 @@ class SizeRun:
         # while the operator is being measured, so large sizes poll less often.
         pause = max(2.0, self.n / 1000)
         while True:
-            try:
-                objs = self.rollouts()
-            except (ApiException, urllib3.exceptions.HTTPError) as e:
-                # An API server busy with 10,000 rollouts sometimes answers this 35 MB LIST with a
-                # 504 or cuts it off; that is the harness's read, not the operator's work: ask again.
-                status = getattr(e, "status", None)
-                if (isinstance(e, ApiException) and status not in (429, 500, 503, 504)) \
-                        or time.monotonic() > self.deadline:
-                    raise
-                self.say(f"  (listing rollouts: {f'HTTP {status}' if status else type(e).__name__}; asking again)")
-                time.sleep(pause)
-                continue
+            objs = self.rollouts()
             if on_poll is not None:
                 on_poll(objs)
             done = sum(1 for n in self.names if pred((objs.get(n) or {}).get("status") or {}))
