@@ -410,12 +410,7 @@ class Kube:
         if key in self._configmaps_kept:
             return
         if self.read_configmap(namespace, body["metadata"]["name"]) is None:
-            try:
-                self._wrote()
-                self.core.create_namespaced_config_map(namespace, body)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
+            self._create_configmap(namespace, body)
         self._configmaps_kept.add(key)
 
     def keep_configmap(self, namespace: str, body: dict[str, Any], version: str) -> None:
@@ -427,17 +422,23 @@ class Kube:
         name = body["metadata"]["name"]
         current = self.read_configmap(namespace, name)
         if current is None:
-            self._wrote()
-            try:
-                self.core.create_namespaced_config_map(namespace, body)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
+            if not self._create_configmap(namespace, body):
                 return  # created meanwhile: compare next pass
         elif current != body["data"]:
             self._wrote()
             self.core.patch_namespaced_config_map(name, namespace, body)
         self._configmaps_kept.add(key)
+
+    def _create_configmap(self, namespace: str, body: dict[str, Any]) -> bool:
+        """False when it already exists: another writer got there between our read and this create."""
+        self._wrote()
+        try:
+            self.core.create_namespaced_config_map(namespace, body)
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            return False
+        return True
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
