@@ -205,8 +205,12 @@ def test_shared_verdicts_equal_each_rollouts_own_query(fleet: Fleet, delay: floa
 def test_a_window_fetched_again_reuses_settled_steps_and_still_equals_each_rollouts_own_query(fleet: Fleet) -> None:
     """The second fetch asks Prometheus only for the steps newer than `settle`; every verdict is
     still what the rollout's own query says at the second evaluation time."""
-    first = math.floor(fleet.turned_bad_at + 2.5) + 0.437
-    second = first + 3.0
+    # The second window's first step must come before "partial" turned bad, with a margin for the
+    # scrape in flight: were it within half a second of the turn (as floor(turned + 2.5) - 2 could
+    # be), its 2s rate may already see the bad jobs and every step is held.
+    first_step = math.floor(fleet.turned_bad_at - 0.3)
+    second = first_step + 5 + 0.437
+    first = second - 3.0
     _wait_until(second + 2.5)  # both times' scrapes have landed
     wall = [first]
     plain = PrometheusSource(fleet.prometheus.url)
@@ -234,7 +238,7 @@ def test_a_window_fetched_again_reuses_settled_steps_and_still_equals_each_rollo
             _same(mine, engine.evaluate_trigger(trigger, plain, variables, at=at))
             verdicts[canary + "/" + stable] = mine
         steps = trigger_steps(trigger, round(second * 1000)) or []
-        assert len(asked) == 2 and len(steps) == 6
+        assert len(asked) == 2 and len(steps) == 6 and steps[0] == first_step * 1000
         # Held from the first fetch: its steps at least 2 s (two steps, more than `settle`) older
         # than it; of the second window's six, that is the first one.
         assert [round(t * 1000) for t in asked[1]] == [steps[1], steps[-1]], (asked, steps)
