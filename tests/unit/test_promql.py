@@ -226,3 +226,33 @@ def test_known_variables() -> None:
 def test_query_without_variables_is_unchanged() -> None:
     q = 'sum by (le) (rate(x{a="b", c=~"d.*"}[5m])) / on() group_left sum(y) # "quoted"'
     assert render(q, {}) == q
+
+
+# A query is read once and kept (promql._compiled); every render must still see only its own values.
+def test_one_query_renders_each_callers_values_and_errors() -> None:
+    q = 'a{v="$canary", w=~"$stable", x=`$canary`} / b[$window]'
+    for canary, stable in (("v1", "a.b"), ('x"}', "c|d"), ("v2", "e")):
+        out = render(q, {**BASE, "canary": canary, "stable": stable})
+        assert out == (f'a{{v="{escape_string(canary)}", w=~"{escape_string(escape_regex(stable))}", '
+                       f'x="{escape_string(canary)}"}} / b[10m]')
+    with pytest.raises(TemplateError, match=r"\$canary is empty"):
+        render(q, {**BASE, "canary": ""})
+    assert render(q, BASE) == 'a{v="v2", w=~"v1", x="v2"} / b[10m]'
+
+
+def test_which_variables_are_bound_changes_a_replacement_reference() -> None:
+    q = 'label_replace(up, "d", "$team-$1", "s", "(.*)")'
+    assert render(q, BASE) == q  # $team: a named group of label_replace, not ours
+    # the same text with $team bound: a value of ours ($ doubled so it cannot name a group)
+    assert render(q, {**BASE, "team": "x$2"}) == 'label_replace(up, "d", "x$$2-$1", "s", "(.*)")'
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ('x{a="$canary"} $ y', "empty"),               # a value error before a stray $
+    ('x{a=`$canary ${stable`', "empty"),           # ... before an unterminated ${ in a raw literal
+    ('x{a=`$canary', "empty"),                     # ... before an unterminated raw literal
+    ('x $ y{a="$canary"}', "stray"),               # the structural error comes first here
+])
+def test_the_first_error_in_the_query_is_the_one_reported(query: str, error: str) -> None:
+    with pytest.raises(TemplateError, match=error):
+        render(query, {**BASE, "canary": ""})
