@@ -124,6 +124,7 @@ _VERSION_RE = re.compile(r'version="([^"]+)"')
 LAST_EVALUATED = "launchgate_rollout_last_evaluated_timestamp_seconds"
 PASS_DURATION = "launchgate_evaluation_duration_seconds"
 SHARED_QUERY_DURATION = "launchgate_shared_query_duration_seconds"
+START_DELAY = "launchgate_pass_start_delay_seconds"
 
 
 def last_evaluated(text: str, namespace: str) -> dict[str, float]:
@@ -465,6 +466,14 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
             (f"gaps ≤ window + {TARGET_SLACK_S:.0f} s", _fmt(p.get("within_target_pct"), "%")
              if "within_target_pct" in p else None),
             ("reconcile passes per rollout per window", _fmt(p.get("passes_per_rollout_window"))),
+            ("pass start delay p50 / p99 (late against its schedule)",
+             f"{_fmt(p.get('start_delay_p50_s'), ' s')} / {_fmt(p.get('start_delay_p99_s'), ' s')}"
+             if "start_delay_p50_s" in p else None),
+            ("pass duration p50 / p99", f"{_fmt(p.get('pass_p50_s'), ' s')} / {_fmt(p.get('pass_p99_s'), ' s')}"
+             if "pass_p50_s" in p else None),
+            ("shared query duration p50 / p99",
+             f"{_fmt(p.get('shared_query_p50_s'), ' s')} / {_fmt(p.get('shared_query_p99_s'), ' s')}"
+             if "shared_query_p50_s" in p else None),
             ("API writes per rollout per window", _fmt(p.get("api_writes_per_rollout_window"))),
             ("API reads (GET/LIST) per rollout per window", _fmt(p.get("api_reads_per_rollout_window"))),
             ("API requests per second (operator)", _fmt(p.get("api_requests_per_s"))),
@@ -937,7 +946,7 @@ class SizeRun:
         if self.poller is not None:
             with contextlib.suppress(requests.RequestException):
                 op = parse_counters(requests.get(self.poller.url, timeout=30).text, [
-                    f"{h}_bucket" for h in (PASS_DURATION, SHARED_QUERY_DURATION)])
+                    f"{h}_bucket" for h in (PASS_DURATION, SHARED_QUERY_DURATION, START_DELAY)])
         return Snapshot(time.time(), api, prom, proc_cpu_seconds(self.operator.pid), size, op)
 
     def measure(self, label: str, windows: int, evaluations: bool) -> dict[str, Any]:
@@ -971,7 +980,8 @@ class SizeRun:
                                   key=lambda t: -t[2]),
         }
         # Slow passes and queueing both show as lag; these tell which.
-        for key, hist, match in (("pass", PASS_DURATION, {"kind": "rollout"}), ("shared_query", SHARED_QUERY_DURATION, {})):
+        for key, hist, match in (("pass", PASS_DURATION, {"kind": "rollout"}), ("shared_query", SHARED_QUERY_DURATION, {}),
+                                 ("start_delay", START_DELAY, {"kind": "rollout"})):
             for q in (50, 99):
                 value = bucket_quantile(a.operator, b.operator, hist, q / 100, **match)
                 if value is not None:

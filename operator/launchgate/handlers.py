@@ -89,7 +89,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # object's handlers get a shallow copy of this memo.
     memo.views = {}
     memo.scheduler = Scheduler(lambda key, entry: _pass(memo, key, entry), concurrency=workers,
-                               gone=lambda key, entry: _gone(memo, key, entry))
+                               gone=lambda key, entry: _gone(memo, key, entry), started=_started)
     memo.scheduler_task = asyncio.create_task(memo.scheduler.run(), name="launchgate-scheduler")
     memo.scheduler_task.add_done_callback(_scheduler_ended)
     port = int(os.environ.get("LAUNCHGATE_METRICS_PORT", "8000"))
@@ -185,6 +185,10 @@ def _use_gates(memo: kopf.Memo, namespace: str, rollout: str, gates: set[str], b
 
 
 INDEXES = ("approvals_by_rollout", "actions_by_rollout", "gates_by_name")
+
+
+def _started(key: Any, late: float) -> None:
+    metrics.observe_start_delay("rollout" if key[0] == "agentrollouts" else "gate", late)
 
 
 def _scheduler_ended(task: asyncio.Task[None]) -> None:

@@ -31,6 +31,9 @@ APPROVAL_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 
 # One evaluation is a handful of PromQL queries plus API reads: milliseconds to a query timeout.
 EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 SHARED_QUERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# How late a pass starts: on time is milliseconds; a few seconds is a busy operator; an interval is
+# one that has fallen behind.
+START_DELAY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 @dataclass
@@ -72,6 +75,12 @@ class OperatorMetrics:
         self.evaluation_duration = Histogram(
             "launchgate_evaluation_duration_seconds", "Wall time of one evaluation pass.",
             ["kind"], buckets=EVALUATION_BUCKETS, registry=r)
+        self.start_delay = Histogram(
+            "launchgate_pass_start_delay_seconds",
+            "How long after it was due a pass started (waiting for a free worker). Passes are due an "
+            "interval after the last one was due, so this is how late evaluations are against their "
+            "schedule: alert when its p99 nears the interval.",
+            ["kind"], buckets=START_DELAY_BUCKETS, registry=r)
         self.prometheus_queries = Counter(
             "launchgate_prometheus_queries_total", "PromQL queries sent to Prometheus.", registry=r)
         self.shared_query_duration = Histogram(
@@ -88,6 +97,7 @@ class OperatorMetrics:
             self.notifications.labels(result=result)  # export zeros: "no failures" is a visible fact
         for kind in ("rollout", "gate"):
             self.evaluation_duration.labels(kind=kind)
+            self.start_delay.labels(kind=kind)
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], _Seen] = {}
 
@@ -132,6 +142,9 @@ class OperatorMetrics:
             yield
         finally:
             self.evaluation_duration.labels(kind=kind).observe(time.perf_counter() - start)
+
+    def observe_start_delay(self, kind: EvaluationKind, seconds: float) -> None:
+        self.start_delay.labels(kind=kind).observe(max(0.0, seconds))
 
     def observe_prometheus_queries(self, n: int = 1) -> None:
         self.prometheus_queries.inc(n)
@@ -200,6 +213,10 @@ def observe_approval_wait(ns: str, rollout: str, phase: str, seconds: float) -> 
 
 def time_evaluation(kind: EvaluationKind) -> AbstractContextManager[None]:
     return METRICS.time_evaluation(kind)
+
+
+def observe_start_delay(kind: EvaluationKind, seconds: float) -> None:
+    METRICS.observe_start_delay(kind, seconds)
 
 
 def observe_prometheus_queries(n: int = 1) -> None:

@@ -148,6 +148,8 @@ class Agenda:
 
 Work = Callable[[Hashable, Entry], Awaitable[float]]
 Gone = Callable[[Hashable, Entry], None]
+Started = Callable[[Hashable, float], None]
+"""Told each pass's key and how many seconds after it was due it started."""
 
 
 class Scheduler:
@@ -156,10 +158,11 @@ class Scheduler:
     hands blocking calls to threads."""
 
     def __init__(self, work: Work, concurrency: int, gone: Gone | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, started: Started | None = None) -> None:
         self.agenda = Agenda()
         self._work = work
         self._gone = gone
+        self._started = started
         self._limit = max(1, concurrency)
         self._clock = clock
         self._running = 0
@@ -185,6 +188,8 @@ class Scheduler:
             now = self._clock()
             for key, entry in self.agenda.pop_due(now, self._limit - self._running):
                 self._running += 1
+                if self._started is not None:
+                    self._started(key, now - entry.due)
                 task = asyncio.create_task(self._one(key, entry))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

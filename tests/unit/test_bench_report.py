@@ -124,11 +124,13 @@ META = {"command": "python -m launchgate.bench", "date": "2026-01-01 00:00 UTC",
 def test_render_markdown_has_the_summary_row_and_marks_incomplete_sizes() -> None:
     results = [
         {"n": 10, "setup": {"create_s": 0.3}, "active": {"rollouts_evaluated": 10, "lag_p50_s": 0.05,
-                                                          "lag_p99_s": 0.2, "rss_mib_max": 104.0}},
+                                                          "lag_p99_s": 0.2, "rss_mib_max": 104.0,
+                                                          "start_delay_p50_s": 0.01, "start_delay_p99_s": 2.5}},
         {"n": 1000, "setup": {}, "error": "TimeoutError: all stable: only 10/1000"},
     ]
     md = render_markdown(META, results, projection(results))
     assert "| 10 | 10/10 | 0.05 s | 0.2 s |" in md
+    assert "| pass start delay p50 / p99 (late against its schedule) | 0.01 s / 2.5 s |" in md
     assert "**Incomplete:** TimeoutError" in md
     assert md.rstrip().endswith(GENERATED_END)
 

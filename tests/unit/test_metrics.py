@@ -61,6 +61,7 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_rollout_info": "gauge",
         "launchgate_evaluation_duration_seconds": "histogram",
         "launchgate_shared_query_duration_seconds": "histogram",
+        "launchgate_pass_start_delay_seconds": "histogram",
         "launchgate_prometheus_queries": "counter",
         "launchgate_api_writes": "counter",
         "launchgate_notifications": "counter",
@@ -73,6 +74,7 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
     for result in ("sent", "failed", "dropped"):
         assert samples[("launchgate_notifications_total", lbl(result=result))] == 0
     assert samples[("launchgate_evaluation_duration_seconds_count", lbl(kind="rollout"))] == 0
+    assert samples[("launchgate_pass_start_delay_seconds_count", lbl(kind="rollout"))] == 0
     # Our own registry: nothing leaks into (or from) the process-global one.
     assert REGISTRY.get_sample_value("launchgate_api_writes_total") is None
     assert "python_gc_objects_collected_total" not in text

@@ -175,6 +175,34 @@ def test_scheduler_runs_each_object_alone_and_bounds_passes_in_flight() -> None:
     assert gone == ["a"]
 
 
+def test_scheduler_reports_how_late_each_pass_starts() -> None:
+    """One worker, two objects due at once, passes that take 2 s (of a clock the test moves): the
+    second waits for the first, and says so."""
+    now = [100.0]
+    started: list[tuple[Any, float]] = []
+
+    async def scenario() -> None:
+        done = asyncio.Event()
+
+        async def work(key: Any, entry: Entry) -> float:
+            now[0] += 2.0
+            if len(started) >= 4:
+                done.set()
+            return 3.0
+
+        s = Scheduler(work, concurrency=1, clock=lambda: now[0], started=lambda key, late: started.append((key, late)))
+        task = asyncio.create_task(s.run())
+        s.observe("a", body())
+        s.observe("b", body())
+        await asyncio.wait_for(done.wait(), 10)
+        task.cancel()
+
+    asyncio.run(scenario())
+    # a: due 100, runs 100-102, next due 103.5 (half an interval's rest); b: due 100, starts 102,
+    # runs to 104, next due 105.5. Then a starts at 104 (0.5 s late) and b after it at 106.
+    assert started[:4] == [("a", 0.0), ("b", 2.0), ("a", 0.5), ("b", 0.5)]
+
+
 def test_packed_bodies_wake_on_a_new_generation_and_unpack_to_fresh_dicts() -> None:
     from launchgate.kube import Packed
 
