@@ -401,18 +401,18 @@ def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use
     prom = TimedProm(clock, took=1.0)
     shared = SharedQueries(prom, max_age=5.0, clock=clock)
     assert shared.query_template(TEMPLATE, variables("v1")).value == 1.0  # fetched at 100, took 1 s
-    clock.t = 102.9  # more than twice the fetch's duration left: no new query
+    clock.t = 103.9  # more than the fetch's duration left: no new query
     shared.query_template(TEMPLATE, variables("v1"))
     assert len(prom.asked) == 1
 
-    clock.t = 103.1  # less: the next asker fetches ahead of expiry...
+    clock.t = 104.1  # less: the next asker fetches ahead of expiry...
     prom.series[("a", "v1")] = "2"
     prom.hold, prom.entered = threading.Event(), threading.Event()
     ahead: dict[str, float | None] = {}
     t = threading.Thread(target=lambda: ahead.update(v=shared.query_template(TEMPLATE, variables("v1")).value))
     t.start()
     assert prom.entered.wait(5)
-    # ...while the others go on with the answer they have (3.1 s old) without waiting for it.
+    # ...while the others go on with the answer they have (4.1 s old) without waiting for it.
     assert shared.query_template(TEMPLATE, variables("v1")).value == 1.0
     prom.hold.set()
     t.join(5)
@@ -423,8 +423,8 @@ def test_an_answer_near_its_age_is_fetched_again_by_one_asker_while_the_rest_use
 @pytest.mark.parametrize(("took", "asked_at", "value"), [
     (1.0, 105.0, 1.0),   # max_age: 5 s
     (1.0, 105.5, 2.0),   # expired: the asker waits for a new answer
-    (4.0, 108.0, 1.0),   # a query that takes 4 s: answers are used for 8 s
-    (4.0, 108.5, 2.0),
+    (4.0, 112.0, 1.0),   # a query that takes 4 s: answers are used for 12 s (3 x 4 s)
+    (4.0, 112.5, 2.0),
 ])
 def test_when_an_answer_expires(took: float, asked_at: float, value: float) -> None:
     clock = Clock()
@@ -457,16 +457,16 @@ def test_a_trigger_window_near_its_age_is_fetched_ahead() -> None:
     prom = TimedTriggerProm(clock, 1.0, {("a", "v1"): const(0.1)})
     shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
-    clock.t = 102.9
+    clock.t = 103.9
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
     assert prom.kinds() == ["range", "instant"]
-    clock.t = 103.1
+    clock.t = 104.1
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
     assert prom.kinds() == ["range", "instant"] * 2
 
 
 @pytest.mark.parametrize(("fetch_from", "asked_at", "value"), [
-    (103.1, 106.0, 1.0),  # fetched ahead of expiry but running long: the answer stays in use until it lands
+    (104.1, 106.0, 1.0),  # fetched ahead of expiry but running long: the answer stays in use until it lands
     (120.0, 120.0, 2.0),  # after a quiet spell the fetch began on an expired answer: askers wait for it
 ])
 def test_an_answer_past_its_freshness_while_a_fetch_is_in_flight(fetch_from: float, asked_at: float,
@@ -602,3 +602,22 @@ def test_a_failed_window_is_not_reused_and_the_next_fetch_asks_for_all_steps() -
     engine.evaluate_trigger(RATIO, shared, rollout("v-bad"))
     ranges = [a for a in prom.asked if a[0] == "range"]
     assert ranges[-1][2] == 998.0
+
+
+def test_a_slow_prometheus_is_not_asked_back_to_back() -> None:
+    """A shared query that takes 4 s of a 5 s max_age: one asker every half second for a minute.
+    Fetches start every 8 s (half the time spent fetching), answers are at most 3 x 4 s old. When
+    answers were fetched two durations ahead of a 2 x freshness, each fetch began as the last one
+    landed, and at 10,000 rollouts the operator spent most of its time on fleet-wide answers."""
+    clock = Clock()
+    prom = TimedProm(clock, took=4.0)
+    shared = SharedQueries(prom, max_age=5.0, clock=clock)
+    oldest = 0.0
+    end = clock.t + 60
+    while clock.t < end:
+        shared.query_template(TEMPLATE, variables("v1"))
+        answer = shared._answers[next(iter(shared._answers))]
+        oldest = max(oldest, clock.t - answer.at)
+        clock.t += 0.5
+    assert len(prom.asked) <= 8  # 60 s / 8 s; back to back it was 14
+    assert oldest <= 12.0
