@@ -10,7 +10,7 @@ with distinct gates x blockers, not with rollouts.
 The price is freshness: a rollout may be judged on an answer up to `max_age` old (a few seconds,
 against gate windows of minutes), which is the same as having been evaluated that much earlier;
 when Prometheus takes longer than a third of `max_age` to answer, up to three times its answer
-time old.
+time old (rollback triggers: twice, see TRIGGER_PACE).
 A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a batched
 query refused for its size (e.g. Prometheus' sample limit) falls back to one query per rollout, as
 before. One that failed because Prometheus is down or overloaded does not: every rollout gets that
@@ -56,13 +56,24 @@ from .promql import TemplateError, render
 from .promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
 
 _EMPTY: dict[str, Any] = {"resultType": "vector", "result": []}
-# A shared answer stays usable for this many times its fetch's duration when that exceeds max_age,
-# and is fetched again one fetch's duration before that: so at most every other such stretch of
-# time is spent fetching. At 2x (and fetching 2 durations ahead) a slow Prometheus was asked back to
-# back: at 10,000 rollouts the operator spent 39% of its CPU decoding and splitting fleet-wide
-# answers it fetched one after another, on a Prometheus that was slow because of them.
-STRETCH = 3.0
-AHEAD = 1.0
+
+@dataclass(frozen=True)
+class _Pace:
+    """A shared answer stays usable for `stretch` times its fetch's duration when that exceeds
+    max_age, and is fetched again `ahead` fetch durations before that."""
+
+    stretch: float
+    ahead: float
+
+
+# Gate answers: at most every other stretch of time is spent fetching. At 2x and 2 ahead a slow
+# Prometheus was asked back to back: at 10,000 rollouts the operator spent 39% of its CPU decoding
+# and splitting fleet-wide answers fetched one after another, on a Prometheus slowed by them. A gate
+# must pass for a phase's minimum duration, so an answer a few seconds older costs little.
+GATE_PACE = _Pace(stretch=3.0, ahead=1.0)
+# Rollback triggers keep the freshest answers a slow Prometheus allows (fetched back to back once it
+# takes half of max_age): how old a trigger's data is, is how late traffic leaves a bad canary.
+TRIGGER_PACE = _Pace(stretch=2.0, ahead=2.0)
 # Prometheus refuses range queries of more points per series than this.
 MAX_RANGE_POINTS = 11_000
 
@@ -116,9 +127,9 @@ def overloaded(error: str) -> bool:
 _A = TypeVar("_A", _Answer, _Window)
 
 
-def _fresh_for(answer: _Answer | _Window, age: float) -> float:
+def _fresh_for(answer: _Answer | _Window, age: float, pace: _Pace) -> float:
     """How long after its fetch began an answer may be used (see SharedQueries._fresh)."""
-    return max(age, STRETCH * answer.took)
+    return max(age, pace.stretch * answer.took)
 
 
 class SharedQueries:
@@ -193,19 +204,19 @@ class SharedQueries:
             series = split_vector(raw.data, shape.labels) if raw.error is None and raw.data is not None else None
             return _Answer(at, series, error=raw.error)
 
-        return self._fresh(self._answers, self._locks, (shape.query, shape.labels), age, fetch)
+        return self._fresh(self._answers, self._locks, (shape.query, shape.labels), age, fetch, GATE_PACE)
 
     def _fresh(self, store: dict[Any, _A], locks: dict[Any, threading.Lock], key: Any, age: float,
-               fetch: Callable[[], _A]) -> _A:
+               fetch: Callable[[], _A], pace: _Pace) -> _A:
         """`store[key]` while fresh, else a new fetch; one fetch at a time per key.
 
-        Fresh means at most `age` old, or STRETCH times as long as the last fetch took when that is more:
+        Fresh means at most `age` old, or `pace.stretch` times as long as the last fetch took when that is more:
         when Prometheus needs longer than `age` to answer, waiting for a new answer buys no
         fresher data than the one in hand, and at 10,000 rollouts every pass queued behind each
         expired answer in turn (31 of 32 workers on these locks, 3 passes a second). How long
         fetches take is exported (launchgate_shared_query_duration_seconds).
 
-        Near the end of its freshness (less than the last fetch's duration left) an answer is
+        Near the end of its freshness (less than `pace.ahead` times the last fetch's duration left) an answer is
         fetched again ahead of time by one asker while the others go on with it, also past its
         freshness if that fetch runs long; so an answer is at most its freshness plus one fetch
         (bounded by the Prometheus timeout) old. An asker that waited for a fetch takes its answer
@@ -216,9 +227,9 @@ class SharedQueries:
             lock = locks.setdefault(key, threading.Lock())
         if current is not None:
             elapsed = self._clock() - current.at
-            fresh_for = _fresh_for(current, age)
+            fresh_for = _fresh_for(current, age, pace)
             if elapsed <= fresh_for:
-                if elapsed < fresh_for - AHEAD * current.took or not lock.acquire(blocking=False):
+                if elapsed < fresh_for - pace.ahead * current.took or not lock.acquire(blocking=False):
                     return current
                 try:
                     newer = store[key]
@@ -234,7 +245,7 @@ class SharedQueries:
             latest = store.get(key)
             if latest is not None and latest is not current:
                 return latest
-            if latest is not None and self._clock() - latest.at <= _fresh_for(latest, age):
+            if latest is not None and self._clock() - latest.at <= _fresh_for(latest, age, pace):
                 return latest
             return self._refetch(store, key, fetch)
 
@@ -324,7 +335,7 @@ class SharedQueries:
 
     def _window(self, trigger: RollbackTrigger, plan: _TriggerPlan, age: float) -> _Window:
         return self._fresh(self._windows, self._window_locks, plan.key, age,
-                           lambda: self._fetch_window(trigger, plan, self._windows.get(plan.key)))
+                           lambda: self._fetch_window(trigger, plan, self._windows.get(plan.key)), TRIGGER_PACE)
 
     def _fetch_window(self, trigger: RollbackTrigger, plan: _TriggerPlan, previous: _Window | None = None) -> _Window:
         """Both queries of every shape in the plan, at one evaluation time off the step boundaries.

@@ -457,10 +457,10 @@ def test_a_trigger_window_near_its_age_is_fetched_ahead() -> None:
     prom = TimedTriggerProm(clock, 1.0, {("a", "v1"): const(0.1)})
     shared = SharedQueries(prom, max_age=5.0, clock=clock, wall_clock=lambda: 1000.5)
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
-    clock.t = 103.9
+    clock.t = 102.9  # a trigger window is fetched again two fetch durations ahead (TRIGGER_PACE)
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
     assert prom.kinds() == ["range", "instant"]
-    clock.t = 104.1
+    clock.t = 103.1
     engine.evaluate_trigger(RATIO, shared, rollout("v1", stable="v1"))
     assert prom.kinds() == ["range", "instant"] * 2
 
