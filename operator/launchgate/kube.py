@@ -293,14 +293,19 @@ class Kube:
 
     def create_once(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create; False when it already exists (the step was done before a restart)."""
+        return self._create(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural,
+                            body) is not None
+
+    def _create(self, create: Callable[..., Any], *args: Any) -> Any:
+        """`create(*args)`, counted as a write; None when the object already exists (409): another
+        writer, or this one before a restart, got there first."""
+        self._wrote()
         try:
-            self._wrote()
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
-            return True
+            return create(*args)
         except ApiException as e:
-            if e.status == 409:
-                return False
-            raise
+            if e.status != 409:
+                raise
+            return None
 
     # ------------------------------------------------------------------ workloads
     def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
@@ -346,12 +351,8 @@ class Kube:
         since = self.known.now()
         try:
             if current is None:
-                self._wrote()
-                try:
-                    created = self.apps.create_namespaced_deployment(namespace, body)
-                except ApiException as e:
-                    if e.status != 409:
-                        raise
+                created = self._create(self.apps.create_namespaced_deployment, namespace, body)
+                if created is None:
                     self.known.forget("deployments", namespace, name)  # it exists after all: read it next pass
                     return
                 self._keep_deployment(namespace, created, read_since=since)
@@ -396,12 +397,7 @@ class Kube:
         except ApiException as e:
             if e.status != 404:
                 raise
-            self._wrote()
-            try:
-                self.core.create_namespaced_service(namespace, body)
-            except ApiException as e2:
-                if e2.status != 409:
-                    raise
+            self._create(self.core.create_namespaced_service, namespace, body)
 
     def ensure_configmap(self, namespace: str, body: dict[str, Any]) -> None:
         """Create once: policy ConfigMaps are immutable and named by their content's hash, so once
@@ -410,7 +406,7 @@ class Kube:
         if key in self._configmaps_kept:
             return
         if self.read_configmap(namespace, body["metadata"]["name"]) is None:
-            self._create_configmap(namespace, body)
+            self._create(self.core.create_namespaced_config_map, namespace, body)
         self._configmaps_kept.add(key)
 
     def keep_configmap(self, namespace: str, body: dict[str, Any], version: str) -> None:
@@ -422,23 +418,12 @@ class Kube:
         name = body["metadata"]["name"]
         current = self.read_configmap(namespace, name)
         if current is None:
-            if not self._create_configmap(namespace, body):
+            if self._create(self.core.create_namespaced_config_map, namespace, body) is None:
                 return  # created meanwhile: compare next pass
         elif current != body["data"]:
             self._wrote()
             self.core.patch_namespaced_config_map(name, namespace, body)
         self._configmaps_kept.add(key)
-
-    def _create_configmap(self, namespace: str, body: dict[str, Any]) -> bool:
-        """False when it already exists: another writer got there between our read and this create."""
-        self._wrote()
-        try:
-            self.core.create_namespaced_config_map(namespace, body)
-        except ApiException as e:
-            if e.status != 409:
-                raise
-            return False
-        return True
 
     def read_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
         try:
@@ -458,12 +443,7 @@ class Kube:
         return dict(self.api.sanitize_for_serialization(job))
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
-        try:
-            self._wrote()
-            self.batch.create_namespaced_job(namespace, body)
-        except ApiException as e:
-            if e.status != 409:
-                raise
+        self._create(self.batch.create_namespaced_job, namespace, body)
 
     # ------------------------------------------------------------------ Gateway API
     def get_httproute(self, namespace: str, name: str) -> dict[str, Any] | None:
