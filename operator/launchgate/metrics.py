@@ -86,7 +86,8 @@ class OperatorMetrics:
         self.shared_query_duration = Histogram(
             "launchgate_shared_query_duration_seconds",
             "Wall time of one query shared by all rollouts of a gate shape (a trigger window is one). "
-            "Answers are used for LAUNCHGATE_QUERY_SHARING, or three times this when longer.",
+            "Answers are used for LAUNCHGATE_QUERY_SHARING, or three times this when longer (twice for a "
+            "rollback trigger's window).",
             buckets=SHARED_QUERY_BUCKETS, registry=r)
         self.api_writes = Counter(
             "launchgate_api_writes_total", "Writes (create, patch, delete) sent to the Kubernetes API server.", registry=r)

@@ -3,8 +3,9 @@
 Without this every rollout sent each of its gate's queries every pass, so Prometheus load and the
 operator's client CPU grew with the number of rollouts (4 queries per evaluation in the N = 1,000
 benchmark). `promql_batch` turns a query template into one batched query per *shape* whose result
-holds every rollout's answer; `SharedQueries` sends it about once per `max_age` seconds (once per
-twice its answer time when that is longer) and hands each rollout its own series. So queries grow
+holds every rollout's answer; `SharedQueries` sends it about once per `max_age` seconds (when
+Prometheus is slower than that allows: once per twice its answer time for gates, back to back for
+rollback triggers) and hands each rollout its own series. So queries grow
 with distinct gates x blockers, not with rollouts.
 
 The price is freshness: a rollout may be judged on an answer up to `max_age` old (a few seconds,
