@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from launchgate import engine
+from launchgate import engine, sharing
 from launchgate.gates import QueryResult, RawResponse, from_prometheus
 from launchgate.models import RollbackTrigger
 from launchgate.sharing import SharedQueries
@@ -589,6 +589,36 @@ def test_a_window_fetched_again_asks_only_for_steps_it_does_not_hold_settled(
     for v in names:
         assert incremental[v] == engine.evaluate_trigger(RATIO, whole, rollout(v)), v
     assert incremental["v-bad"].held_steps > 0 and incremental["v-gap"].data_steps < incremental["v-gap"].steps
+
+
+LONG = RollbackTrigger.model_validate({"name": "errors", "query": ERRORS, "above": {"baselineRatio": 2},
+                                       "for": "30s", "step": "1s"})
+
+
+def test_a_long_window_fetched_again_and_again_keeps_its_chunks_few_and_its_verdicts_whole() -> None:
+    """A `for` of 30 steps fetched every 1.5 s: each fetch keeps the settled steps it holds (in the
+    chunks of earlier fetches, narrowed) and asks for the rest; past MAX_CHUNKS they are merged.
+    Every verdict, at every fetch, is what a window fetched whole at that time says."""
+    prom, clock, wall = drifting(), Clock(), [1000.5]
+    shared = SharedQueries(prom, max_age=1.0, clock=clock, wall_clock=lambda: wall[0], settle=2.0)
+    names = ("v-bad", "v-gap", "v-late", "v0", "v-none")
+    most, merged = 0, False
+    for _ in range(24):
+        got = {v: engine.evaluate_trigger(LONG, shared, rollout(v)) for v in names}
+        whole = SharedQueries(drifting(), max_age=1.0, clock=Clock(), wall_clock=lambda: wall[0])
+        for v in names:
+            assert got[v] == engine.evaluate_trigger(LONG, whole, rollout(v)), (wall[0], v)
+        (window,) = shared._windows.values()
+        assert window.over is not None
+        chunks = next(iter(window.over.values()))
+        most = max(most, len(chunks))
+        merged = merged or (len(chunks) == 1 and chunks[0].lo < window.at_ms - 10_000)  # type: ignore[operator]
+        clock.t += 2.0
+        wall[0] += 1.5
+    ranges = [a for a in prom.asked if a[0] == "range"]
+    assert len(ranges) == 24 and all(end - start <= 3.0 for _, _, start, end, _ in ranges[1:])
+    assert most == sharing.MAX_CHUNKS and merged
+    assert got["v-bad"].held_steps > 0 and got["v-gap"].data_steps < got["v-gap"].steps
 
 
 def test_a_failed_window_is_not_reused_and_the_next_fetch_asks_for_all_steps() -> None:
