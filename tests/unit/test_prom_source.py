@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,3 +125,39 @@ def test_a_rotated_token_file_is_used_for_the_next_queries(tmp_path: Path) -> No
     assert src._pc.headers == {"Authorization": "Bearer second-and-longer"}
     with pytest.raises(FileNotFoundError):
         source_from_config({"url": "http://p", "tokenFile": str(tmp_path / "missing")})
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}',
+     {"resultType": "vector", "result": [{"metric": {}, "value": [1, "2"]}]}),
+    (b'{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}', {"resultType": "scalar", "result": [1, "2"]}),
+    (b'{"status":"success","data":{"result":[1,"2"]}}', {"resultType": "scalar", "result": [1, "2"]}),  # no type: guessed
+    (b"<html>bad gateway</html>", "query error: unexpected response"),
+    (b'["a list"]', "query error: unexpected response"),
+    (b'{"status":"success","data":[1]}', "query error: unexpected response"),
+    (b'{"status":"success"}', "query error: unexpected response"),
+])
+def test_answers_and_odd_bodies_from_a_real_http_server(body: bytes, expected: object) -> None:
+    """What a proxy or an older Prometheus may send: never an exception, odd bodies are errors."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = PrometheusSource(f"http://127.0.0.1:{server.server_address[1]}", timeout=5, retries=0)
+        raw = src.query_raw("up")
+    finally:
+        server.shutdown()
+    if isinstance(expected, str):
+        assert raw.data is None and raw.error is not None and raw.error.startswith(expected), raw
+    else:
+        assert raw.error is None and raw.data == expected
