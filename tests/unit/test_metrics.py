@@ -7,7 +7,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from launchgate import metrics as module
@@ -177,3 +177,42 @@ def test_module_level_api_uses_the_operator_registry() -> None:
     assert reg.get_sample_value("launchgate_decisions_total",
                                 {"namespace": "ns-module-test", "rollout": "r", "decision": "rollback"}) is None
     assert reg.get_sample_value("launchgate_rollout_canary_weight", {"namespace": "ns-module-test", "rollout": "r"}) is None
+
+
+def test_the_served_text_says_what_the_registry_says_with_odd_label_values(served: tuple[OperatorMetrics, str]) -> None:
+    """/metrics formats the per-rollout series itself (see _RolloutBoard); the registry's slow path
+    must agree with it, label escaping included, and a changed value must show at the next scrape."""
+    m, url = served
+    odd = 'say "hi"\\now\nthen'
+    for i in range(30):
+        m.observe_decision("agents", f"r{i}", "hold")
+        m.observe_status("agents", f"r{i}", f"P{i % 3}", i % 3, i, "Progressing", odd if i % 2 else f"rev{i}")
+    m.observe_decision("agents", "r1", odd)
+    m.observe_decision("agents", "only-decided", "promote")
+    m.forget("agents", "r7")
+    _, _, first = scrape(url)
+    m.observe_status("agents", "r3", "General", 3, 100, "Healthy", odd)
+    text, _, s = scrape(url)
+    slow = {(x.name, frozenset(x.labels.items())): x.value
+            for fam in text_string_to_metric_families(generate_latest(m.registry).decode())
+            if not fam.name.endswith("_created") for x in fam.samples}
+    assert s == slow
+    assert s[("launchgate_decisions_total", lbl(namespace="agents", rollout="r1", decision=odd))] == 1
+    assert series(s, "launchgate_rollout_info", rollout="r1")[0]["canary_revision"] == odd
+    assert series(s, "launchgate_rollout_info", rollout="r3") == [
+        {"namespace": "agents", "rollout": "r3", "phase": "General", "state": "Healthy", "canary_revision": odd}]
+    assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="r3"))] == 100
+    assert first[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="r3"))] == 3
+    assert not series(s, "launchgate_rollout_info", rollout="r7")
+    # Decided but never evaluated: its decisions, no gauges (as prometheus_client showed it).
+    assert not series(s, "launchgate_rollout_phase_index", rollout="only-decided")
+    assert text.count("# TYPE launchgate_rollout_info gauge") == 1
+
+
+def test_metrics_are_not_gzipped_even_when_asked(served: tuple[OperatorMetrics, str]) -> None:
+    _, url = served
+    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.headers.get("Content-Encoding") is None
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert b"# TYPE launchgate_decisions_total counter" in resp.read()
