@@ -702,12 +702,7 @@ def split_vector(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[s
     {"resultType": "vector", "result": []}, which is what its own query would have returned.
     (The operator itself uses `group_series` and wraps only the parts it is asked for.)
     """
-    if not isinstance(data, Mapping) or data.get("resultType") != "vector":
-        return None
-    groups = group_series(data.get("result"), labels)
-    if groups is None:
-        return None
-    return {key: {"resultType": "vector", "result": part} for key, part in groups.items()}
+    return _split(data, labels, "vector")
 
 
 def split_matrix(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[str, ...], dict[str, Any]] | None:
@@ -717,12 +712,16 @@ def split_matrix(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[s
     A range query of the batched query evaluates it at every step, so each identity's series are
     those its own query would have returned at the same steps, as with split_vector.
     """
-    if not isinstance(data, Mapping) or data.get("resultType") != "matrix":
+    return _split(data, labels, "matrix")
+
+
+def _split(data: Mapping[str, Any], labels: Sequence[str], kind: str) -> dict[tuple[str, ...], dict[str, Any]] | None:
+    if not isinstance(data, Mapping) or data.get("resultType") != kind:
         return None
     groups = group_series(data.get("result"), labels)
     if groups is None:
         return None
-    return {key: {"resultType": "matrix", "result": part} for key, part in groups.items()}
+    return {key: {"resultType": kind, "result": part} for key, part in groups.items()}
 
 
 __all__ = ["IDENTITY_VARIABLES", "Shape", "batch_shape", "group_series", "split_matrix", "split_vector"]
