@@ -74,18 +74,22 @@ class _Row:
         """Each family's lines of this row (see _ROLLOUT_FAMILIES), built once per change."""
         if self.text is None:
             lb = self.labels
-            decisions = "".join(f'launchgate_decisions_total{{{lb},decision="{_escape(d)}"}} {floatToGoString(n)}\n'
+            decisions = "".join(f'launchgate_decisions_total{{decision="{_escape(d)}",{lb}}} {floatToGoString(n)}\n'
                                 for d, n in self.decisions.items())
             if self.evaluated is None:
                 self.text = (decisions, "", "", "", "")
             else:
                 assert self.info is not None
                 phase, state, rev = (_escape(v) for v in self.info)
+                # Labels in name order, as prometheus_client wrote them (dashboards may match the text);
+                # a namespace name cannot hold a comma.
+                ns, ro = lb.split(",", 1)
                 self.text = (
                     decisions,
                     f"launchgate_rollout_phase_index{{{lb}}} {floatToGoString(self.phase_index)}\n",
                     f"launchgate_rollout_canary_weight{{{lb}}} {floatToGoString(self.weight)}\n",
-                    f'launchgate_rollout_info{{{lb},phase="{phase}",state="{state}",canary_revision="{rev}"}} 1.0\n',
+                    f'launchgate_rollout_info{{canary_revision="{rev}",{ns},phase="{phase}",{ro},'
+                    f'state="{state}"}} 1.0\n',
                     f"launchgate_rollout_last_evaluated_timestamp_seconds{{{lb}}} {floatToGoString(self.evaluated)}\n",
                 )
         return self.text

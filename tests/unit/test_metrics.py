@@ -207,6 +207,10 @@ def test_the_served_text_says_what_the_registry_says_with_odd_label_values(serve
     # Decided but never evaluated: its decisions, no gauges (as prometheus_client showed it).
     assert not series(s, "launchgate_rollout_phase_index", rollout="only-decided")
     assert text.count("# TYPE launchgate_rollout_info gauge") == 1
+    # Labels in name order, byte for byte as prometheus_client wrote them before.
+    assert 'launchgate_decisions_total{decision="hold",namespace="agents",rollout="r0"} 1.0\n' in text
+    assert ('launchgate_rollout_info{canary_revision="rev0",namespace="agents",phase="P0",rollout="r0",'
+            'state="Progressing"} 1.0\n') in text
 
 
 def test_metrics_are_not_gzipped_even_when_asked(served: tuple[OperatorMetrics, str]) -> None:
