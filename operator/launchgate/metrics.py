@@ -59,8 +59,9 @@ def _escape(value: str) -> str:
 class _Row:
     """One rollout's series: its values, and their exposition text until one of them changes."""
 
-    labels: str
-    """namespace="...",rollout="..." (escaped), shared by every sample of the row."""
+    ns: str
+    rollout: str
+    """namespace="..." and rollout="..." (escaped), in every sample of the row."""
     decisions: dict[str, float] = field(default_factory=dict)
     approval_phases: set[str] = field(default_factory=set)
     info: tuple[str, str, str] | None = None
@@ -73,7 +74,9 @@ class _Row:
     def parts(self) -> tuple[str, ...]:
         """Each family's lines of this row (see _ROLLOUT_FAMILIES), built once per change."""
         if self.text is None:
-            lb = self.labels
+            # Labels in name order, as prometheus_client wrote them (dashboards may match the text).
+            ns, ro = self.ns, self.rollout
+            lb = f"{ns},{ro}"
             decisions = "".join(f'launchgate_decisions_total{{decision="{_escape(d)}",{lb}}} {floatToGoString(n)}\n'
                                 for d, n in self.decisions.items())
             if self.evaluated is None:
@@ -81,9 +84,6 @@ class _Row:
             else:
                 assert self.info is not None
                 phase, state, rev = (_escape(v) for v in self.info)
-                # Labels in name order, as prometheus_client wrote them (dashboards may match the text);
-                # a namespace name cannot hold a comma.
-                ns, ro = lb.split(",", 1)
                 self.text = (
                     decisions,
                     f"launchgate_rollout_phase_index{{{lb}}} {floatToGoString(self.phase_index)}\n",
@@ -111,7 +111,7 @@ class _RolloutBoard:
         """Under the lock."""
         row = self.rows.get((ns, rollout))
         if row is None:
-            row = self.rows[(ns, rollout)] = _Row(f'namespace="{_escape(ns)}",rollout="{_escape(rollout)}"')
+            row = self.rows[(ns, rollout)] = _Row(f'namespace="{_escape(ns)}"', f'rollout="{_escape(rollout)}"')
         return row
 
     def text(self) -> str:

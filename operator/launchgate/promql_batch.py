@@ -655,16 +655,20 @@ def batch_shape(template: str, variables: Mapping[str, str]) -> Shape | None:
     return Shape(query, tuple(labels), tuple(bound[label] for label in labels))
 
 
-def group_series(result: Any, labels: Sequence[str]) -> dict[tuple[str, ...], list[Any]] | None:
-    """The series of a batched query's `result` list, by identity tuple (each identity's series in
-    the order Prometheus gave them). None if `result` is not a list of series with string labels. A
-    missing label counts as "" (Prometheus does not distinguish the two either).
+def group_series(data: Any, labels: Sequence[str], kind: str) -> dict[tuple[str, ...], list[Any]] | None:
+    """The series of a batched query's answer `data`, by identity tuple (each identity's series in
+    the order Prometheus gave them). None unless `data` is a `kind` ("vector" or "matrix") result,
+    a list of series with string labels. A missing label counts as "" (Prometheus does not
+    distinguish the two either).
 
     Runs over every series of a fleet-wide answer (20,000 at 10,000 rollouts) several times a
     window: plain dicts skip the slower ABC checks, the usual one- and two-label keys are built
     without a loop, and no per-identity wrapper is made until a rollout asks for its part (2.2x
     faster than with them, measured on 20,000 series).
     """
+    if not isinstance(data, Mapping) or data.get("resultType") != kind:
+        return None
+    result = data.get("result")
     if not isinstance(result, list):
         return None
     out: dict[tuple[str, ...], list[Any]] = {}
@@ -716,9 +720,7 @@ def split_matrix(data: Mapping[str, Any], labels: Sequence[str]) -> dict[tuple[s
 
 
 def _split(data: Mapping[str, Any], labels: Sequence[str], kind: str) -> dict[tuple[str, ...], dict[str, Any]] | None:
-    if not isinstance(data, Mapping) or data.get("resultType") != kind:
-        return None
-    groups = group_series(data.get("result"), labels)
+    groups = group_series(data, labels, kind)
     if groups is None:
         return None
     return {key: {"resultType": kind, "result": part} for key, part in groups.items()}

@@ -82,8 +82,7 @@ MAX_RANGE_POINTS = 11_000
 class _Answer:
     at: float
     series: dict[tuple[str, ...], list[Any]] | None
-    """Each identity's series of the vector."""
-    """None: the batched query failed; callers ask per rollout until the next attempt, unless
+    """Each identity's series of the vector. None: the batched query failed; callers ask per rollout until the next attempt, unless
     Prometheus was overloaded (see `overloaded`)."""
     took: float = 0.0
     """Seconds the fetch took, to know how early the next one must start."""
@@ -472,10 +471,7 @@ def _utc(ms: int) -> datetime:
 
 def _grouped(raw: RawResponse, kind: str, labels: tuple[str, ...]) -> dict[tuple[str, ...], list[Any]] | None:
     """A batched answer's series by identity; None for an error or anything but a `kind` result."""
-    data = raw.data
-    if raw.error is not None or not isinstance(data, Mapping) or data.get("resultType") != kind:
-        return None
-    return group_series(data.get("result"), labels)
+    return group_series(raw.data, labels, kind) if raw.error is None else None
 
 
 def _by_identity(raw: RawResponse, labels: tuple[str, ...], kind: str,
