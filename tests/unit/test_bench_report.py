@@ -44,6 +44,27 @@ launchgate_rollout_canary_weight{namespace="bench",rollout="a"} 5.0
     assert last_evaluated("", "bench") == {}
 
 
+def test_last_evaluated_agrees_with_the_full_exposition_parser() -> None:
+    """The harness reads only the gauge's lines; what it reads must be what a full parser reads,
+    whatever the label order, escapes or neighbouring families with a similar name."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    name = "launchgate_rollout_last_evaluated_timestamp_seconds"
+    text = f"""# TYPE {name} gauge
+{name}{{namespace="bench",rollout="plain"}} 1764000000.5
+{name}{{rollout="reordered",namespace="bench"}} 1764000001
+{name}{{namespace="bench",rollout="quote\\"brace}}x",extra="a\\\\b"}} 1764000002.0
+{name}{{namespace="bench",rollout="new\\nline"}} 1.764000003e+09
+{name}{{namespace="bench2",rollout="plain"}} 1764000004
+# TYPE {name}_other gauge
+{name}_other{{namespace="bench",rollout="plain"}} 7
+"""
+    full = {s.labels["rollout"]: s.value for f in text_string_to_metric_families(text) if f.name == name
+            for s in f.samples if s.labels.get("namespace") == "bench"}
+    assert last_evaluated(text, "bench") == full
+    assert set(full) == {"plain", "reordered", 'quote"brace}x', "new\nline"}
+
+
 def test_lag_stats_on_time_late_and_never_evaluated() -> None:
     window = 30.0
     times = {
