@@ -30,3 +30,22 @@ def test_start_up_objects_leave_the_collectors_walks_and_young_collections_are_r
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_no_handler_needs_kopfs_last_handled_configuration() -> None:
+    """NoDiffBase skips Kopf's per-event diff base because only event and index handlers exist.
+    An on.create/on.update/on.resume/daemon handler would get a diff against nothing: then the
+    real storage has to come back (kopf.AnnotationsDiffBaseStorage)."""
+    import kopf
+
+    from launchgate import handlers
+
+    registry = kopf.get_default_registry()
+    assert registry._watching.get_all_handlers()  # the handlers module did register into it
+    assert not registry._changing.get_all_handlers()
+    assert not registry._spawning.get_all_handlers()
+    body = kopf.Body({"metadata": {"name": "x", "annotations": {"launchgate.dev/last-handled-configuration": "{}"}},
+                      "spec": {"a": 1}})
+    storage = handlers.NoDiffBase()
+    assert storage.build(body=body) is None and storage.fetch(body=body) is None
+
