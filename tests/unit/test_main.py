@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,33 @@ def test_no_handler_needs_kopfs_last_handled_configuration() -> None:
     storage = handlers.NoDiffBase()
     assert storage.build(body=body) is None and storage.fetch(body=body) is None
 
+
+def test_the_credential_refresh_hook_runs_once_per_period() -> None:
+    from launchgate.kube import throttled
+
+    calls: list[float] = []
+    now = [0.0]
+    hook = throttled(lambda cfg: calls.append(now[0]), every=10.0, clock=lambda: now[0])
+    for t in (0.0, 5.0, 9.99, 10.0, 19.9, 20.0, 45.0):
+        now[0] = t
+        hook(None)
+    assert calls == [0.0, 10.0, 20.0, 45.0]
+
+
+def test_a_kubeconfig_token_still_authenticates_with_the_throttled_hook(tmp_path: Path) -> None:
+    import yaml
+
+    from launchgate.kube import load_config
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "s3cret"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }))
+    cfg = load_config(str(path)).configuration
+    assert cfg.refresh_api_key_hook is not None
+    for _ in range(3):  # the first call refreshes, the next two are within the period
+        assert cfg.auth_settings()["BearerToken"]["value"] == "Bearer s3cret"
+    assert cfg.host == "https://127.0.0.1:6443"
