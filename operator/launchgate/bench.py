@@ -595,8 +595,6 @@ def merge_report(generated: str, existing: str | None) -> str:
 class FleetCollector:
     """Many Simulators behind one /metrics: their `agent_jobs_total` series, merged into one family."""
 
-    families = ("agent_jobs",)
-
     def __init__(self) -> None:
         self.sims: dict[tuple[str, str], Simulator] = {}
         self.lock = threading.Lock()
@@ -612,20 +610,12 @@ class FleetCollector:
 
     def collect(self) -> Iterator[Metric]:
         with self.lock:
-            sims = list(self.sims.values())
-        merged: dict[str, CounterMetricFamily] = {}
-        for sim in sims:
-            for fam in sim.collect():
-                if fam.name not in self.families:
-                    continue
-                out = merged.get(fam.name)
-                if out is None:
-                    out = merged[fam.name] = CounterMetricFamily(fam.name, fam.documentation,
-                                                                 labels=["namespace", "version", "outcome"])
-                for s in fam.samples:
-                    if s.name.endswith("_total"):
-                        out.add_metric([s.labels["namespace"], s.labels["version"], s.labels["outcome"]], s.value)
-        yield from merged.values()
+            sims = list(self.sims.items())
+        jobs = CounterMetricFamily("agent_jobs", "Jobs finished, by outcome.", labels=["namespace", "version", "outcome"])
+        for (namespace, version), sim in sims:
+            for outcome, value in sim.jobs_total().items():
+                jobs.add_metric([namespace, version, outcome], value)
+        yield jobs
 
 
 def fleet_main(argv: Sequence[str]) -> int:

@@ -147,6 +147,14 @@ class Simulator:
             self._advance(time.time())
             yield from self._families()
 
+    def jobs_total(self) -> dict[str, float]:
+        """Jobs finished so far, by outcome (the `agent_jobs` family's values). The benchmark's
+        fleets export only this family: building every family of 500 simulators per scrape and
+        dropping all but one cost each of 40 fleet processes 2% of a core."""
+        with self._lock:
+            self._advance(time.time())
+            return dict(self.jobs)
+
     def _families(self) -> Iterator[Metric]:
         nv = [self.namespace, self.version]
         labels = ["namespace", "version"]

@@ -176,6 +176,10 @@ def test_fleet_collector_exports_one_family_for_many_versions() -> None:
     assert [f.name for f in fams] == ["agent_jobs"]
     series = {(s.labels["version"], s.labels["outcome"]) for s in fams[0].samples}
     assert series == {("v1", "success"), ("v1", "error"), ("v2", "success"), ("v2", "error")}
+    # The values are each Simulator's own counters (what its `agent_jobs` family exports), as of the scrape.
+    for s in fams[0].samples:
+        assert s.value == fleet.sims[("bench", s.labels["version"])].jobs[s.labels["outcome"]]
+    assert all(s.name == "agent_jobs_total" for s in fams[0].samples)
     assert fleet.sims[("bench", "v2")].rates.success_rate == 0.9
 
 
