@@ -85,7 +85,7 @@ from .devenv import REPO_CRDS, REPO_ROOT, ControlPlane, DevEnvError, PrometheusS
 from .durations import format_duration, parse_duration
 from .models import RollbackTrigger
 from .prom import PrometheusSource
-from .synthetic import Simulator
+from .synthetic import JOBS, JOBS_HELP, Simulator
 
 NAMESPACE = "bench"
 PER_FLEET = 250  # rollouts (two versions each) per fleet process
@@ -611,7 +611,7 @@ class FleetCollector:
     def collect(self) -> Iterator[Metric]:
         with self.lock:
             sims = list(self.sims.items())
-        jobs = CounterMetricFamily("agent_jobs", "Jobs finished, by outcome.", labels=["namespace", "version", "outcome"])
+        jobs = CounterMetricFamily(JOBS, JOBS_HELP, labels=["namespace", "version", "outcome"])
         for (namespace, version), sim in sims:
             for outcome, value in sim.jobs_total().items():
                 jobs.add_metric([namespace, version, outcome], value)

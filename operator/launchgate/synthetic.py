@@ -33,6 +33,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+JOBS, JOBS_HELP = "agent_jobs", "Jobs finished, by outcome."
+"""The jobs counter family (`agent_jobs_total`): also exported by the benchmark's fleet processes."""
 JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 APPROVAL_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0)
 
@@ -180,7 +182,7 @@ class Simulator:
             fam.add_metric(nv, cumulative, sum_value=total)
             return fam
 
-        jobs = CounterMetricFamily("agent_jobs", "Jobs finished, by outcome.", labels=[*labels, "outcome"])
+        jobs = CounterMetricFamily(JOBS, JOBS_HELP, labels=[*labels, "outcome"])
         for outcome, value in self.jobs.items():
             jobs.add_metric([*nv, outcome], value)
         yield jobs
