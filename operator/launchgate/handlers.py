@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -54,6 +55,26 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class RetryForever:
+    """Kopf's delays between retries of a failed API request, with no last attempt.
+
+    Kopf's default gives up after 9 attempts (about a minute), and a watch whose LIST gives up
+    stops the whole operator. At 10,000 rollouts the benchmark saw the API server rebuild its
+    watch cache for minutes (429 "storage is (re)initializing", then 504 on the LIST) and the
+    operator exit. Like client-go's reflectors, we keep retrying, each failure logged, the
+    delay growing to `max_delay`. Re-iterable, not Sized: Kopf starts one iteration per request
+    and counts no attempts for an iterable without a length."""
+
+    def __init__(self, max_delay: float) -> None:
+        if not max_delay > 0:
+            raise ValueError(f"LAUNCHGATE_API_RETRY_MAX_DELAY must be more than 0s, got {max_delay}s")
+        self.max_delay = max_delay
+
+    def __iter__(self) -> Any:
+        start = (min(d, self.max_delay) for d in (1, 1, 2, 3, 5, 8, 13, 21))
+        return itertools.chain(start, itertools.repeat(self.max_delay))
+
+
 def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
     prom: dict[str, Any] = {
         "url": os.environ.get("LAUNCHGATE_PROMETHEUS_URL", "http://prometheus:9090"),
@@ -84,6 +105,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.finalizer = "launchgate.dev/finalizer"
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
+    settings.networking.error_backoffs = RetryForever(
+        parse_duration(os.environ.get("LAUNCHGATE_API_RETRY_MAX_DELAY", "30s")))
     settings.posting.level = logging.WARNING
     # Kopf starts a worker task per object per event burst and keeps it `idle_timeout` after its
     # last event: on a first listing of thousands of objects, thousands of tasks at once. Shorter

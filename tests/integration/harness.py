@@ -7,6 +7,7 @@ its environment. Agents are real processes exporting per-version metrics that Pr
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -91,8 +92,74 @@ class WebhookReceiver:
         self.server.server_close()
 
 
-def operator_kubeconfig(kubeconfig: Path, workdir: Path) -> Path:
-    """A kubeconfig whose current user is the operator's own, bound to manifests/ RBAC."""
+class TcpProxy:
+    """Forwards TCP connections to one address (the API server: TLS passes through untouched).
+    `cut()` closes every open connection and refuses new ones, which is what a client sees of an
+    API server that is down; `restore()` listens again on the same port."""
+
+    def __init__(self, target: str) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host.strip("[]"), int(port))
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._listening: threading.Event | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def restore(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        listener.settimeout(0.1)
+        self._listening = up = threading.Event()
+        up.set()
+        threading.Thread(target=self._accept, args=(listener, up), daemon=True).start()
+        return self
+
+    def cut(self) -> None:
+        if self._listening is not None:
+            self._listening.clear()
+        with self._lock:
+            conns, self._open = self._open, set()
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    def _accept(self, listener: socket.socket, up: threading.Event) -> None:
+        with listener:
+            while up.is_set():
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    client.close()
+                    continue
+                upstream.settimeout(None)
+                with self._lock:
+                    self._open.update((client, upstream))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        for c in (src, dst):
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+
+
+def operator_kubeconfig(kubeconfig: Path, workdir: Path, server: str | None = None) -> Path:
+    """A kubeconfig whose current user is the operator's own, bound to manifests/ RBAC; `server`
+    (host:port) replaces the API server's address, e.g. with a TcpProxy's."""
     rbac = yaml.safe_load_all((ROOT / "manifests" / "base" / "rbac.yaml").read_text())
     for doc in rbac:
         if doc["kind"] == "ClusterRoleBinding":
@@ -101,7 +168,11 @@ def operator_kubeconfig(kubeconfig: Path, workdir: Path) -> Path:
         if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):
             kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
     path = workdir / "operator.kubeconfig"
-    path.write_text(kubeconfig.read_text())
+    config = yaml.safe_load(kubeconfig.read_text())
+    if server is not None:
+        for c in config["clusters"]:
+            c["cluster"]["server"] = f"https://{server}"
+    path.write_text(yaml.safe_dump(config))
     kubectl(path, "config", "use-context", "launchgate-operator")
     return path
 
@@ -167,8 +238,8 @@ class World:
         self.operator: Operator | None = None
 
     # ---------------------------------------------------------------- given
-    def start_operator(self, prometheus_url: str | None = None, **env: str) -> Operator:
-        kc = operator_kubeconfig(self.kubeconfig, self.workdir)
+    def start_operator(self, prometheus_url: str | None = None, server: str | None = None, **env: str) -> Operator:
+        kc = operator_kubeconfig(self.kubeconfig, self.workdir, server)
         self.operator = Operator(kc, prometheus_url or self.prometheus.url, self.ns, self.workdir, **env).start()
         return self.operator
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import CANARY1_BLOCKERS, ERROR_RATE, WebhookReceiver, World, rollout_obj, wait_for
+from harness import CANARY1_BLOCKERS, ERROR_RATE, TcpProxy, WebhookReceiver, World, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
 from launchgate.devenv import PrometheusServer
 
@@ -356,6 +357,33 @@ def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> N
     wait_for("traffic on stable, canary scaled down",
              lambda: w.route_weights("chaos") == (100, 0) and w.replicas("chaos-canary") == 0, timeout=15)
     assert st["stableRevision"] != rev1
+
+
+def test_the_operator_outlives_an_api_server_outage(world: World, control_plane: Any) -> None:
+    """Kopf gives up a request after 9 attempts by default, and a watch whose request gives up
+    stops the operator (seen at 10,000 rollouts while the API server rebuilt its watch cache).
+    Here the operator reaches the API server through a TCP proxy that is cut for 30 of its
+    longest retry delays; it keeps retrying, then acts on a change made during the outage."""
+    w = world
+    proxy = TcpProxy(control_plane.server.removeprefix("https://")).restore()
+    try:
+        op = w.start_operator(server=proxy.address, LAUNCHGATE_API_RETRY_MAX_DELAY="300ms")
+        given_a_stable_rollout(w, "outage")
+        proxy.cut()
+        kubectl(w.kubeconfig, "patch", "agentrollout", "outage", "-n", w.ns, "--type=json", "-p",
+                json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "agent:2"}]))
+        wait_for("retries past Kopf's default 9 attempts",
+                 lambda: re.search(r"Request attempt #1[2-9] failed; will retry", op.log.read_text()), timeout=30)
+        threading.Event().wait(3)
+        op.assert_alive()
+        proxy.restore()
+        st = w.wait_status("outage", "the change made during the outage", lambda s: s.get("canaryRevision"),
+                           timeout=60)
+        assert st["state"] == "Progressing"
+        assert op.starts == 1
+        op.assert_alive()
+    finally:
+        proxy.cut()
 
 
 def test_operator_killed_in_the_middle_of_a_rollback_finishes_it(world: World) -> None:

@@ -51,6 +51,24 @@ def test_no_handler_needs_kopfs_last_handled_configuration() -> None:
     assert storage.build(body=body) is None and storage.fetch(body=body) is None
 
 
+def test_api_retries_never_run_out_and_each_request_starts_from_the_shortest_delay() -> None:
+    """Kopf reads the delays once per request and gives up when they run out (after 9 attempts by
+    default); the integration test test_the_operator_outlives_an_api_server_outage shows it live."""
+    import collections.abc
+    import itertools
+
+    from launchgate.handlers import RetryForever
+
+    delays = RetryForever(4.0)
+    assert not isinstance(delays, collections.abc.Sized)  # Kopf would count the attempts
+    first = list(itertools.islice(delays, 12))
+    assert first == [1, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4]
+    assert list(itertools.islice(delays, 12)) == first  # a fresh iteration for the next request
+    assert list(itertools.islice(RetryForever(0.5), 3)) == [0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="LAUNCHGATE_API_RETRY_MAX_DELAY"):
+        RetryForever(0)
+
+
 def test_the_credential_refresh_hook_runs_once_per_period() -> None:
     from launchgate.kube import throttled
 
