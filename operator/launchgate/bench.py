@@ -437,6 +437,10 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
     return f"{v}{unit}"
 
 
+def _bump_rate(rate: float | None) -> str:
+    return f"at {rate:g} a second" if rate else "as fast as 16 threads get them through"
+
+
 def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
                     proj: Mapping[str, Any]) -> str:
     """BENCHMARKS.md's generated part: how it was run, on what, and one table per size."""
@@ -458,7 +462,8 @@ def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         f"Settings: window (rollout `interval` and gate `window`) **{format_duration(w)}**, "
         f"Prometheus scrape every {format_duration(meta['scrape_s'])}, trigger `for: {format_duration(meta['for_s'])}`, "
         f"router {meta['router']}, {meta['windows']} measured windows per phase, "
-        f"operator `LAUNCHGATE_WORKERS={meta['workers']}`. Everything (etcd, kube-apiserver, Prometheus, "
+        f"operator `LAUNCHGATE_WORKERS={meta['workers']}`, new revisions patched "
+        f"{_bump_rate(meta.get('bump_rate'))}. Everything (etcd, kube-apiserver, Prometheus, "
         "the synthetic-metrics fleet, the operator) shares the machine above.",
         "",
         "## Summary",
@@ -778,6 +783,8 @@ class Options:
     size_timeout: float
     workdir: Path | None
     keep: bool
+    bump_rate: float = 0.0
+    """New revisions patched per second (0: as fast as 16 threads get them through)."""
 
 
 class SizeRun:
@@ -1203,7 +1210,13 @@ class SizeRun:
                                                            _content_type="application/json-patch+json")
 
             with ThreadPoolExecutor(16) as pool:
-                list(pool.map(bump, self.names))
+                done = []
+                for i, name in enumerate(self.names):
+                    if o.bump_rate > 0 and (ahead := t0 + i / o.bump_rate - time.monotonic()) > 0:
+                        time.sleep(ahead)
+                    done.append(pool.submit(bump, name))
+                for f in done:
+                    f.result()
             self.result["setup"]["all_canary_s"] = self.wait_all(
                 "all in Canary1", lambda st: st.get("phase") == "Canary1" and bool(st.get("canaryRevision")),
                 self.register_versions)
@@ -1305,6 +1318,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     p.add_argument("--bad-sample", type=int, default=10, help="canaries turned bad per size (default 10)")
     p.add_argument("--router", choices=["gatewayAPI", "replicaRatio"], default="gatewayAPI")
     p.add_argument("--workers", type=int, default=96, help="LAUNCHGATE_WORKERS for the operator (default 96)")
+    p.add_argument("--bump-rate", type=float, default=0.0,
+                   help="new revisions patched per second (default 0: as fast as the API server takes them)")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")
@@ -1313,12 +1328,14 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     a = p.parse_args(argv)
     opts = Options(sizes=a.sizes, window=a.window, windows=a.windows, idle_windows=a.idle_windows, scrape=a.scrape,
                    trigger_for=a.trigger_for or a.window, bad_sample=a.bad_sample, router=a.router,
-                   workers=a.workers, size_timeout=a.size_timeout, workdir=a.workdir, keep=a.keep)
+                   workers=a.workers, size_timeout=a.size_timeout, workdir=a.workdir, keep=a.keep,
+                   bump_rate=a.bump_rate)
     shown = ["python -m launchgate.bench", "--sizes", ",".join(map(str, a.sizes)), "--window",
              format_duration(a.window)]
     for flag, value, default in (("--windows", a.windows, 3), ("--idle-windows", a.idle_windows, 1),
                                  ("--scrape", format_duration(a.scrape), "2s"),
-                                 ("--router", a.router, "gatewayAPI"), ("--bad-sample", a.bad_sample, 10)):
+                                 ("--router", a.router, "gatewayAPI"), ("--bad-sample", a.bad_sample, 10),
+                                 ("--bump-rate", a.bump_rate, 0.0)):
         if value != default:
             shown += [flag, str(value)]
     if a.trigger_for:
@@ -1330,7 +1347,8 @@ def run_bench(opts: Options, out: Path, json_out: Path, command: str,
               say: Callable[[str], None] = lambda m: print(m, flush=True)) -> int:
     """Run every size, write BENCHMARKS.md and the JSON; 0 if every size completed, 1 otherwise."""
     meta = {**machine_info(), "command": command, "window_s": opts.window, "windows": opts.windows,
-            "scrape_s": opts.scrape, "for_s": opts.trigger_for, "router": opts.router, "workers": opts.workers}
+            "scrape_s": opts.scrape, "for_s": opts.trigger_for, "router": opts.router, "workers": opts.workers,
+            "bump_rate": opts.bump_rate}
     root = opts.workdir or Path(tempfile.mkdtemp(prefix="launchgate-bench-"))
     results: list[dict[str, Any]] = []
     t0 = time.monotonic()
@@ -1362,6 +1380,8 @@ def run_bench(opts: Options, out: Path, json_out: Path, command: str,
 
 def _write(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]], out: Path, json_out: Path) -> None:
     proj = projection(results)
+    for path in (out, json_out):  # an hour's run is not lost to a missing directory
+        path.parent.mkdir(parents=True, exist_ok=True)
     existing = out.read_text() if out.exists() else None
     out.write_text(merge_report(render_markdown(meta, results, proj), existing))
     json_out.write_text(json.dumps({"meta": meta, "results": results, "projection": proj}, indent=1,

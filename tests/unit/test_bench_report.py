@@ -154,6 +154,18 @@ def test_render_markdown_has_the_summary_row_and_marks_incomplete_sizes() -> Non
     assert "| pass start delay p50 / p99 (late against its schedule) | 0.01 s / 2.5 s |" in md
     assert "**Incomplete:** TimeoutError" in md
     assert md.rstrip().endswith(GENERATED_END)
+    assert "new revisions patched as fast as 16 threads get them through" in md
+    assert "new revisions patched at 12 a second" in render_markdown({**META, "bump_rate": 12.0}, results,
+                                                                      projection(results))
+
+
+def test_a_paced_bump_is_part_of_the_command_shown() -> None:
+    from launchgate.bench import parse_args
+
+    opts, _, _, shown = parse_args(["--sizes", "10000", "--bump-rate", "12"])
+    assert opts.bump_rate == 12.0 and "--bump-rate 12.0" in shown
+    opts, _, _, shown = parse_args(["--sizes", "10"])
+    assert opts.bump_rate == 0.0 and "--bump-rate" not in shown
 
 
 def test_merge_report_keeps_the_hand_written_analysis() -> None:
