@@ -405,3 +405,20 @@ def test_a_refused_change_is_not_ready_and_stalled_since_it_was_first_refused() 
                                T0 + timedelta(minutes=5))
     assert [c.last_transition_time for c in again] == [c.last_transition_time for c in first]
     assert again[0].message == "still refused"
+
+
+@pytest.mark.parametrize("status, observation", [
+    (AgentRolloutStatus(), obs(revision="rev1")),
+    (at_phase(1, history=[{"id": "d-1", "decision": "hold", "phase": "Canary1", "at": T0, "reason": "r"}],
+              kopf={"progress": {"h": {"retries": 1}}}), obs()),
+    (at_phase(3, step=1), obs(gates={**all_gates(), "canary1": gate("block", ("b",))})),
+    (at_phase(1), obs(triggers={"errors": TriggerResult(name="errors", fired=True, value=3.0,
+                                                        baseline_value=1.0, reason="3 > 2", missing=False)})),
+])
+def test_decide_leaves_the_status_it_was_given_alone(status: AgentRolloutStatus, observation: Observation) -> None:
+    """The reconciler compares the status it read with the one decided to know what to write."""
+    before = status.model_dump()
+    out = decide(spec(), status, observation)
+    assert status.model_dump() == before
+    assert out.status is not status and out.status.history is not status.history
+    assert out.status.conditions is not status.conditions
