@@ -1319,7 +1319,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     p.add_argument("--router", choices=["gatewayAPI", "replicaRatio"], default="gatewayAPI")
     p.add_argument("--workers", type=int, default=96, help="LAUNCHGATE_WORKERS for the operator (default 96)")
     p.add_argument("--bump-rate", type=float, default=0.0,
-                   help="new revisions patched per second (default 0: as fast as the API server takes them)")
+                   help="new revisions patched per second (default 0: as fast as 16 threads get them through)")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")
