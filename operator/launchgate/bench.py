@@ -89,6 +89,7 @@ from .synthetic import JOBS, JOBS_HELP, Simulator
 
 NAMESPACE = "bench"
 PER_FLEET = 250  # rollouts (two versions each) per fleet process
+BUMP_THREADS = 16  # threads patching new revisions in, unless --bump-rate paces them
 GENERATED_END = "<!-- end of generated results: text below this line is kept when the benchmark reruns -->"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
 READ_VERBS = frozenset({"GET", "LIST"})
@@ -438,7 +439,7 @@ def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
 
 
 def _bump_rate(rate: float | None) -> str:
-    return f"at {rate:g} a second" if rate else "as fast as 16 threads get them through"
+    return f"at {rate:g} a second" if rate else f"as fast as {BUMP_THREADS} threads get them through"
 
 
 def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
@@ -784,7 +785,7 @@ class Options:
     workdir: Path | None
     keep: bool
     bump_rate: float = 0.0
-    """New revisions patched per second (0: as fast as 16 threads get them through)."""
+    """New revisions patched per second (0: as fast as BUMP_THREADS threads get them through)."""
 
 
 class SizeRun:
@@ -1209,7 +1210,7 @@ class SizeRun:
                 self.custom.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "agentrollouts", name, patch,
                                                            _content_type="application/json-patch+json")
 
-            with ThreadPoolExecutor(16) as pool:
+            with ThreadPoolExecutor(BUMP_THREADS) as pool:
                 done = []
                 for i, name in enumerate(self.names):
                     if o.bump_rate > 0 and (ahead := t0 + i / o.bump_rate - time.monotonic()) > 0:
@@ -1319,7 +1320,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     p.add_argument("--router", choices=["gatewayAPI", "replicaRatio"], default="gatewayAPI")
     p.add_argument("--workers", type=int, default=96, help="LAUNCHGATE_WORKERS for the operator (default 96)")
     p.add_argument("--bump-rate", type=float, default=0.0,
-                   help="new revisions patched per second (default 0: as fast as 16 threads get them through)")
+                   help=f"new revisions patched per second (default 0: as fast as {BUMP_THREADS} threads get them through)")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")

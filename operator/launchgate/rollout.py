@@ -142,7 +142,7 @@ def _applied(out: Outcome) -> Outcome:
 
 def _decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
     # A copy through pydantic-core (dump, validate) rather than copy.deepcopy: 5x faster, and a
-    # pass makes one (about 6% of the operator's CPU per evaluation at 10,000 rollouts).
+    # pass makes one (the deep copy was ~5% of the operator's CPU in a 10,000-rollout profile).
     new = type(status).model_validate(status.model_dump())
     phases = spec.effective_phases()
 
