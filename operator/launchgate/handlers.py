@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics, notify
 from .durations import parse_duration
-from .kube import Kube, Packed, load_config, slim
+from .kube import Kube, Packed, StatusWriter, load_config, slim
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .promql import TemplateError
@@ -118,6 +118,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
     memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")),
                      confirmed_resync=parse_duration(os.environ.get("LAUNCHGATE_WATCHED_RESYNC_INTERVAL", "1h")))
+    memo.kube.status_writer = StatusWriter(memo.kube, threads=int(os.environ.get("LAUNCHGATE_STATUS_WRITERS", "4")))
     shared_timeout = max(prom["timeout"], parse_duration(os.environ.get("LAUNCHGATE_PROMETHEUS_SHARED_TIMEOUT", "30s")))
     memo.metrics = SharedQueries(source_from_config(prom),
                                  max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")),
@@ -146,6 +147,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await memo.scheduler.drain()
+    if getattr(memo, "kube", None) is not None and memo.kube.status_writer is not None:
+        await asyncio.to_thread(memo.kube.status_writer.close, 5)
     if getattr(memo, "notifier", None) is not None:
         await asyncio.to_thread(memo.notifier.close, 5)
     if getattr(memo, "metrics_server", None) is not None:
@@ -334,7 +337,7 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
     except ValidationError as e:
         message = f"invalid spec: {validation_message(e)}"
         if old.get("message") != message:
-            kube.patch_status("launchgates", namespace, name, {"message": message})
+            kube.patch_status_soon("launchgates", namespace, name, {"message": message})
         return float(memo.settings.default_gate_interval)
     interval = parse_duration(spec.interval) if spec.interval else memo.settings.default_gate_interval
     variables = {"namespace": namespace, "window": spec.window, **spec.variables}
@@ -347,7 +350,7 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
             status = idle_gate_status(spec, generation, now, m.group(1))
             if old.get("message") != status["message"] or old.get("decision") is not None \
                     or old.get("observedGeneration") != generation:
-                kube.patch_status("launchgates", namespace, name, status)
+                kube.patch_status_soon("launchgates", namespace, name, status)
             return max(float(memo.settings.min_interval), interval)
     previous = old.get("decision")
     with metrics.time_evaluation("gate"):

@@ -619,7 +619,7 @@ def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, 
         (c["type"], c["status"]) for c in status["conditions"]
     ]:
         return False
-    kube.patch_status("launchgates", gobj["metadata"]["namespace"], gobj["metadata"]["name"], status)
+    kube.patch_status_soon("launchgates", gobj["metadata"]["namespace"], gobj["metadata"]["name"], status)
     return True
 
 

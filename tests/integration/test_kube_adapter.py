@@ -4,6 +4,9 @@ checked here by counting the requests that really leave the process."""
 
 from __future__ import annotations
 
+import json
+import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate.kube import Kube, load_config
+from launchgate.kube import Kube, StatusWriter, load_config
 
 
 class CountingApiClient(client.ApiClient):
@@ -82,3 +85,78 @@ def test_an_owned_configmap_is_read_once_per_version(kubeconfig: Path, namespace
     assert [m for m, _ in api.sent] == ["GET", "POST", "GET", "PATCH"]
     assert kubectl_json(kubeconfig, "-n", namespace, "get", "configmap", "web-stable-template")["data"] == {
         "revision": "r2"}
+
+
+class HeldApiClient(CountingApiClient):
+    """Holds each status PATCH until the test lets it through, to see what waits meanwhile."""
+
+    def __init__(self, configuration: client.Configuration) -> None:
+        super().__init__(configuration)
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "PATCH" and url.endswith("/status"):
+            self.entered.release()
+            assert self.release.acquire(timeout=30), "the test never released the PATCH"
+        return super().call_api(method, url, *args, **kwargs)
+
+
+def _launchgate(kubeconfig: Path, namespace: str, name: str) -> None:
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"window": "10m", "blockers": [{"name": "b1", "query": "up", "target": {"gte": 0.99}}]}}))
+
+
+def test_gate_statuses_are_written_off_the_pass_latest_first_and_never_twice_at_once(
+        kubeconfig: Path, namespace: str) -> None:
+    """A pass hands a gate's status to the writer and goes on; statuses that arrive while one is being
+    written wait as one merged patch, so the API server sees two PATCHes for three statuses."""
+    _launchgate(kubeconfig, namespace, "g1")
+    api = HeldApiClient(load_config(str(kubeconfig)).configuration)
+    kube = Kube(api)
+    kube.status_writer = writer = StatusWriter(kube, threads=3)
+    try:
+        kube.patch_status_soon("launchgates", namespace, "g1", {"decision": "hold", "message": "first",
+                                                                "owners": {"reliability": "a"}})
+        assert api.entered.acquire(timeout=10)  # the first PATCH is on its way, held
+        # Returns at once although a PATCH of the same object is stuck: the pass does not wait.
+        kube.patch_status_soon("launchgates", namespace, "g1", {"decision": "allow", "message": "second",
+                                                                "owners": {"cost": "b"}})
+        kube.patch_status_soon("launchgates", namespace, "g1", {"message": "third"})
+        assert writer.pending() == 1
+        # Two idle threads, but g1's next patch waits for its first: writes to one object stay in order.
+        assert not api.entered.acquire(timeout=1)
+        api.release.release()
+        assert api.entered.acquire(timeout=10)
+        api.release.release()
+        assert writer.flush(timeout=10)
+    finally:
+        writer.close(timeout=5)
+    patches = [url for method, url in api.sent if method == "PATCH"]
+    assert len(patches) == 2 and kube.writes == 2
+    status = kubectl_json(kubeconfig, "-n", namespace, "get", "launchgates.launchgate.dev", "g1")["status"]
+    assert status["decision"] == "allow" and status["message"] == "third"
+    assert status["owners"] == {"reliability": "a", "cost": "b"}
+
+
+def test_a_failed_status_write_is_dropped_and_the_writer_goes_on(kubeconfig: Path, namespace: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A gate deleted before its status is written (404) is nothing to report; a refused status
+    (422, a value the schema refuses) is logged; neither stops the writer."""
+    _launchgate(kubeconfig, namespace, "g2")
+    kube = Kube(load_config(str(kubeconfig)))
+    kube.status_writer = writer = StatusWriter(kube, threads=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="launchgate.kube"):
+            kube.patch_status_soon("launchgates", namespace, "gone", {"message": "x"})
+            kube.patch_status_soon("launchgates", namespace, "g2", {"decision": "maybe"})
+            assert writer.flush(timeout=10)
+            kube.patch_status_soon("launchgates", namespace, "g2", {"message": "written"})
+            assert writer.flush(timeout=10)
+    finally:
+        writer.close(timeout=5)
+    warnings = [r.getMessage() for r in caplog.records if "status write failed" in r.getMessage()]
+    assert len(warnings) == 1 and "launchgates/" + namespace + "/g2" in warnings[0] and "422" in warnings[0]
+    assert kubectl_json(kubeconfig, "-n", namespace, "get", "launchgates.launchgate.dev", "g2")["status"]["message"] == "written"
