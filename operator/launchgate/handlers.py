@@ -315,6 +315,7 @@ async def _gate_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -
 def _gone(memo: kopf.Memo, key: Any, entry: Entry) -> None:
     plural, namespace, name = key
     memo.kube.forget_object(plural, namespace, name)
+    memo.reconciler.forget(plural, namespace, name)
     if plural == "agentrollouts":
         _use_gates(memo, namespace, name, set(), entry.state.get("in_use", set()))
         metrics.forget(namespace, name)

@@ -259,6 +259,40 @@ def test_a_stable_deployment_deleted_during_a_canary_comes_back_at_the_stable_re
     assert any(f"revision {rev1}" in e["message"] for e in events["items"]), events
 
 
+def test_a_gate_edited_during_a_canary_is_judged_by_its_new_spec_at_the_next_pass(world: World) -> None:
+    """The operator keeps each validated spec while the object's generation stays the same (a
+    spec edit moves it); an edit to a gate in use must count at once, as must the rollout's own."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "edit", phase_args={"min_duration": "1h"})
+    rev2 = when_a_new_revision_is_applied(w, "edit")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("edit", "Canary1 at 5%", lambda s: s.get("phase") == "Canary1" and s.get("trafficWeight") == 5)
+    wait_for("the gate allows", lambda: (w.get("launchgates", "canary1").get("status") or {}).get("decision")
+             == "allow", timeout=30)
+
+    # When the success-rate target is raised past what the canary does (0.995),
+    w.gate("canary1", [{**CANARY1_BLOCKERS[0], "target": {"gte": 0.999}}, CANARY1_BLOCKERS[1]])
+    generation = w.get("launchgates", "canary1")["metadata"]["generation"]
+
+    # then the rollout's next pass judges it by the new target,
+    def judged_anew() -> dict[str, Any] | None:
+        st = w.get("launchgates", "canary1").get("status") or {}
+        return st if st.get("observedGeneration") == generation and st.get("decision") != "allow" else None
+
+    st = wait_for("the gate judged by its new target", judged_anew, timeout=30)
+    success = next(b for b in st["blockers"] if b["name"] == "workflow_success_rate")
+    assert success["pass"] is False and "0.999" in json.dumps(success["target"]), st
+    assert f"rollout edit, revision {rev2}" in st["message"]
+    # and an edit of the rollout's own spec (a longer interval, no new revision) is read too.
+    kubectl(w.kubeconfig, "patch", "agentrollout", "edit", "-n", w.ns, "--type=merge", "-p",
+            json.dumps({"spec": {"interval": "3s"}}))
+    ro = w.get("agentrollout", "edit")
+    w.wait_status("edit", "the spec edit observed",
+                  lambda s: s.get("observedGeneration") == ro["metadata"]["generation"])
+    assert w.status("edit")["canaryRevision"] == rev2
+
+
 def test_bad_canary_is_rolled_back_once_its_trigger_held_for_its_duration(world: World) -> None:
     w = world
     hook = WebhookReceiver()

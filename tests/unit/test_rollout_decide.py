@@ -415,10 +415,15 @@ def test_a_refused_change_is_not_ready_and_stalled_since_it_was_first_refused() 
     (at_phase(1), obs(triggers={"errors": TriggerResult(name="errors", fired=True, value=3.0,
                                                         baseline_value=1.0, reason="3 > 2", missing=False)})),
 ])
-def test_decide_leaves_the_status_it_was_given_alone(status: AgentRolloutStatus, observation: Observation) -> None:
-    """The reconciler compares the status it read with the one decided to know what to write."""
+def test_decide_leaves_the_status_and_spec_it_was_given_alone(status: AgentRolloutStatus,
+                                                             observation: Observation) -> None:
+    """The reconciler compares the status it read with the one decided to know what to write, and
+    keeps the validated spec for later passes (reconcile.ByVersion)."""
     before = status.model_dump()
-    out = decide(spec(), status, observation)
+    the_spec = spec()
+    spec_before = the_spec.model_dump()
+    out = decide(the_spec, status, observation)
     assert status.model_dump() == before
+    assert the_spec.model_dump() == spec_before
     assert out.status is not status and out.status.history is not status.history
     assert out.status.conditions is not status.conditions
