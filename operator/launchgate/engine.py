@@ -132,17 +132,21 @@ def evaluate_trigger(
     `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
     try:
         canary, baseline = render_trigger(trigger, variables)
-        promql = sustained_trigger_query(trigger, canary, baseline)
     except (TemplateError, ValueError) as e:
         return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
     # A source that shares trigger data between rollouts (sharing.SharedQueries) is asked by
-    # template, like `evaluate` does for gates; an explicit time is always asked on its own.
+    # template, like `evaluate` does for gates; an explicit time is always asked on its own. It
+    # builds the rollout's own query only when it falls back to it (with the same template errors).
     shared = getattr(source, "query_trigger", None)
     if shared is not None and at is None:
         baseline_template = (trigger.baseline_query or trigger.query) if baseline is not None else None
         result: TriggerResult = shared(trigger, trigger.query, baseline_template, _bind(variables, "canary"),
                                        _bind(variables, "stable"), max_age)
         return result
+    try:
+        promql = sustained_trigger_query(trigger, canary, baseline)
+    except (TemplateError, ValueError) as e:
+        return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
     return interpret_trigger(trigger, source.query_raw(promql, at))
 
 
