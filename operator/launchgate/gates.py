@@ -566,8 +566,9 @@ def _trigger_verdict(trigger: RollbackTrigger, held: int, data: int, steps: int,
 # (every identity at once) instead of for the verdict, and computing the verdict here. These
 # functions are that computation; they must agree with `sustained_trigger_query` to the step.
 
-Series = Sequence[tuple[float, float]]
-"""One series' samples as (timestamp in seconds, value)."""
+Series = Sequence[Sequence[Any]]
+"""One series' samples as (timestamp in seconds, value); the value may still be Prometheus' text
+("0.25", "NaN", "+Inf"), which `float` reads."""
 
 
 def trigger_window_ms(trigger: RollbackTrigger) -> tuple[int, int]:
