@@ -599,6 +599,7 @@ class StatusWriter:
                          for i in range(max(1, threads))]
         for t in self._threads:
             t.start()
+        metrics.track_status_writes(self.pending)
 
     def submit(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         key = (plural, namespace, name)
@@ -647,10 +648,12 @@ class StatusWriter:
                 self._kube.patch_status(plural, namespace, name, status)
             except ApiException as e:
                 if e.status != 404:  # deleted meanwhile: nothing to show the status on
+                    metrics.observe_status_write_failure()
                     log.warning(json.dumps({"msg": "status write failed; the next pass writes again",
                                             "object": f"{plural}/{namespace}/{name}", "status": e.status,
                                             "reason": e.reason}))
             except Exception as e:  # noqa: BLE001 - a writer thread must outlive any one failure
+                metrics.observe_status_write_failure()
                 log.warning(json.dumps({"msg": "status write failed; the next pass writes again",
                                         "object": f"{plural}/{namespace}/{name}", "error": repr(e)}))
             finally:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -174,6 +174,15 @@ class OperatorMetrics:
             buckets=SHARED_QUERY_BUCKETS, registry=r)
         self.api_writes = Counter(
             "launchgate_api_writes_total", "Writes (create, patch, delete) sent to the Kubernetes API server.", registry=r)
+        self.status_writes_pending = Gauge(
+            "launchgate_status_writes_pending",
+            "LaunchGates whose latest status waits to be written (queued or being written). Written off "
+            "the pass by LAUNCHGATE_STATUS_WRITERS threads; a number that keeps growing means the API "
+            "server takes status writes more slowly than gates change.", registry=r)
+        self.status_write_failures = Counter(
+            "launchgate_status_write_failures_total",
+            "LaunchGate status writes that failed (other than the object being gone); the gate's next "
+            "pass writes again.", registry=r)
         self.notifications = Counter(
             "launchgate_notifications_total", "Owner notifications by result: sent, failed, dropped.",
             ["result"], registry=r)
@@ -329,6 +338,15 @@ def observe_api_writes(n: int = 1) -> None:
 
 def observe_notification(result: NotificationResult) -> None:
     METRICS.observe_notification(result)
+
+
+def track_status_writes(pending: Callable[[], int]) -> None:
+    """launchgate_status_writes_pending reads `pending()` at each scrape (kube.StatusWriter.pending)."""
+    METRICS.status_writes_pending.set_function(pending)
+
+
+def observe_status_write_failure() -> None:
+    METRICS.status_write_failures.inc()
 
 
 def forget(ns: str, rollout: str) -> None:

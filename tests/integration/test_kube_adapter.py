@@ -17,6 +17,7 @@ from kubernetes import client
 
 from kubectl_util import kubectl, kubectl_json
 from launchgate.kube import Kube, StatusWriter, load_config
+from launchgate.metrics import METRICS
 
 
 class CountingApiClient(client.ApiClient):
@@ -126,6 +127,7 @@ def test_gate_statuses_are_written_off_the_pass_latest_first_and_never_twice_at_
                                                                 "owners": {"cost": "b"}})
         kube.patch_status_soon("launchgates", namespace, "g1", {"message": "third"})
         assert writer.pending() == 1
+        assert METRICS.registry.get_sample_value("launchgate_status_writes_pending") == 1
         # Two idle threads, but g1's next patch waits for its first: writes to one object stay in order.
         assert not api.entered.acquire(timeout=1)
         api.release.release()
@@ -148,6 +150,7 @@ def test_a_failed_status_write_is_dropped_and_the_writer_goes_on(kubeconfig: Pat
     _launchgate(kubeconfig, namespace, "g2")
     kube = Kube(load_config(str(kubeconfig)))
     kube.status_writer = writer = StatusWriter(kube, threads=1)
+    failures = METRICS.registry.get_sample_value("launchgate_status_write_failures_total")
     try:
         with caplog.at_level(logging.WARNING, logger="launchgate.kube"):
             kube.patch_status_soon("launchgates", namespace, "gone", {"message": "x"})
@@ -159,4 +162,6 @@ def test_a_failed_status_write_is_dropped_and_the_writer_goes_on(kubeconfig: Pat
         writer.close(timeout=5)
     warnings = [r.getMessage() for r in caplog.records if "status write failed" in r.getMessage()]
     assert len(warnings) == 1 and "launchgates/" + namespace + "/g2" in warnings[0] and "422" in warnings[0]
+    assert METRICS.registry.get_sample_value("launchgate_status_write_failures_total") == failures + 1
+    assert METRICS.registry.get_sample_value("launchgate_status_writes_pending") == 0
     assert kubectl_json(kubeconfig, "-n", namespace, "get", "launchgates.launchgate.dev", "g2")["status"]["message"] == "written"
