@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from . import GROUP, VERSION, engine, metrics, notify
 from .durations import parse_duration
-from .kube import Kube, Packed, StatusWriter, load_config, slim
+from .kube import Kube, Packed, StatusWriter, load_config, slim, write_limiter_from_env
 from .models import LaunchGateSpec, validation_message
 from .prom import source_from_config
 from .promql import TemplateError
@@ -118,6 +118,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
     memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")),
                      confirmed_resync=parse_duration(os.environ.get("LAUNCHGATE_WATCHED_RESYNC_INTERVAL", "1h")))
+    memo.kube.write_limiter = write_limiter_from_env(os.environ)
     memo.kube.status_writer = StatusWriter(memo.kube, threads=int(os.environ.get("LAUNCHGATE_STATUS_WRITERS", "4")))
     shared_timeout = max(prom["timeout"], parse_duration(os.environ.get("LAUNCHGATE_PROMETHEUS_SHARED_TIMEOUT", "30s")))
     memo.metrics = SharedQueries(source_from_config(prom),

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,6 +64,56 @@ def throttled(hook: Callable[[Any], None], every: float,
         hook(configuration)
 
     return run
+
+
+class WriteLimiter:
+    """At most `qps` writes a second on average and `burst` at once, as client-go's QPS and Burst
+    (and Argo Rollouts' and Flagger's flags of those names) bound a controller's requests.
+
+    Found at 10,000 rollouts on a 2-core machine: once the passes no longer waited for gate status
+    writes, the canary start wrote faster than kube-apiserver's watch cache of AgentRollouts could
+    follow; the cache fell a compaction period behind etcd and was rebuilt for minutes, during which
+    every watch and LIST of rollouts failed. A write waits here, in its worker thread, until it may
+    go; `acquire` says how long it waited. Each write reserves its slot under the lock and sleeps
+    outside it, so writers are served in the order they came."""
+
+    def __init__(self, qps: float, burst: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if qps <= 0:
+            raise ValueError("qps must be positive")
+        self.qps = qps
+        self.burst = max(1, burst if burst is not None else round(2 * qps))
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._last = clock()
+
+    def acquire(self) -> float:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps) - 1
+            self._last = now
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+def write_limiter_from_env(env: Mapping[str, str]) -> WriteLimiter | None:
+    """LAUNCHGATE_API_WRITE_QPS (0 or unset: no limit) and LAUNCHGATE_API_WRITE_BURST (twice the
+    QPS unless set). A value that is not a number stops the operator at start-up, naming it."""
+    raw_qps, raw_burst = env.get("LAUNCHGATE_API_WRITE_QPS", "0"), env.get("LAUNCHGATE_API_WRITE_BURST")
+    try:
+        qps = float(raw_qps)
+    except ValueError:
+        raise ValueError(f"LAUNCHGATE_API_WRITE_QPS: not a number: {raw_qps!r}") from None
+    try:
+        burst = int(raw_burst) if raw_burst else None
+    except ValueError:
+        raise ValueError(f"LAUNCHGATE_API_WRITE_BURST: not a whole number: {raw_burst!r}") from None
+    if qps < 0 or (burst is not None and burst < 1):
+        raise ValueError("LAUNCHGATE_API_WRITE_QPS must be >= 0 and LAUNCHGATE_API_WRITE_BURST >= 1")
+    return WriteLimiter(qps, burst) if qps > 0 else None
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -262,12 +312,17 @@ class Kube:
         self._configmaps_kept: set[tuple[str, str, str]] = set()
         self.known = Known(resync, confirmed_resync=confirmed_resync, spread=0.25)
         self._unseen: dict[tuple[str, str, str], str | None] = {}
+        self.write_limiter: WriteLimiter | None = None
+        """Set by the operator (LAUNCHGATE_API_WRITE_QPS); every write waits for it."""
         self.status_writer: StatusWriter | None = None
         """Set by the operator (see patch_status_soon); without one (CLI, tests) writes are inline."""
 
     def _wrote(self) -> None:
+        """Called right before each write: counts it, and waits for the write limit if there is one."""
         self.writes += 1
         metrics.observe_api_writes()
+        if self.write_limiter is not None:
+            metrics.observe_api_write_wait(self.write_limiter.acquire())
 
     # ------------------------------------------------------------------ launchgate objects
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -174,6 +174,11 @@ class OperatorMetrics:
             buckets=SHARED_QUERY_BUCKETS, registry=r)
         self.api_writes = Counter(
             "launchgate_api_writes_total", "Writes (create, patch, delete) sent to the Kubernetes API server.", registry=r)
+        self.api_write_wait = Counter(
+            "launchgate_api_write_wait_seconds",
+            "Seconds writes waited for the client-side write limit (LAUNCHGATE_API_WRITE_QPS). Growing "
+            "about as fast as time itself: writes queue behind the limit; raise it if the API server can take more.",
+            registry=r)
         self.status_writes_pending = Gauge(
             "launchgate_status_writes_pending",
             "LaunchGates whose latest status waits to be written (queued or being written). Written off "
@@ -343,6 +348,11 @@ def observe_notification(result: NotificationResult) -> None:
 def track_status_writes(pending: Callable[[], int]) -> None:
     """launchgate_status_writes_pending reads `pending()` at each scrape (kube.StatusWriter.pending)."""
     METRICS.status_writes_pending.set_function(pending)
+
+
+def observe_api_write_wait(seconds: float) -> None:
+    if seconds > 0:
+        METRICS.api_write_wait.inc(seconds)
 
 
 def observe_status_write_failure() -> None:

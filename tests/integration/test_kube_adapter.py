@@ -16,7 +16,7 @@ import pytest
 from kubernetes import client
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate.kube import Kube, StatusWriter, load_config
+from launchgate.kube import Kube, StatusWriter, WriteLimiter, load_config
 from launchgate.metrics import METRICS
 
 
@@ -165,3 +165,18 @@ def test_a_failed_status_write_is_dropped_and_the_writer_goes_on(kubeconfig: Pat
     assert METRICS.registry.get_sample_value("launchgate_status_write_failures_total") == failures + 1
     assert METRICS.registry.get_sample_value("launchgate_status_writes_pending") == 0
     assert kubectl_json(kubeconfig, "-n", namespace, "get", "launchgates.launchgate.dev", "g2")["status"]["message"] == "written"
+
+
+def test_every_write_waits_for_the_write_limit(kubeconfig: Path, namespace: str) -> None:
+    """Each request that writes (and none that only reads) takes its turn at the limiter; with a burst
+    of one at 1 write a second the second and third writes wait about a second and two (the waits
+    are recorded here, not slept, so the test does not take that long)."""
+    api = _counting(kubeconfig)
+    kube = Kube(api)
+    slept: list[float] = []
+    kube.write_limiter = WriteLimiter(qps=1, burst=1, sleep=slept.append)
+    for i in range(3):
+        kube.ensure_configmap(namespace, _policy(f"limited-{i}"))
+    kube.read_configmap(namespace, "limited-0")
+    assert kube.writes == 3 and [m for m, _ in api.sent].count("POST") == 3
+    assert len(slept) == 2 and 0 < slept[0] <= 1.0 and slept[0] + 0.5 < slept[1] <= 2.0, slept

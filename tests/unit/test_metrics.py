@@ -66,6 +66,7 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_api_writes": "counter",
         "launchgate_notifications": "counter",
         "launchgate_status_writes_pending": "gauge",
+        "launchgate_api_write_wait_seconds": "counter",
         "launchgate_status_write_failures": "counter",
     }
     for name in ("launchgate_decisions_total", "launchgate_prometheus_queries_total", "launchgate_api_writes_total",
