@@ -442,6 +442,10 @@ def _bump_rate(rate: float | None) -> str:
     return f"at {rate:g} a second" if rate else f"as fast as {BUMP_THREADS} threads get them through"
 
 
+def _write_qps(qps: float | None) -> str:
+    return f" and `LAUNCHGATE_API_WRITE_QPS={qps:g}`" if qps else ""
+
+
 def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
                     proj: Mapping[str, Any]) -> str:
     """BENCHMARKS.md's generated part: how it was run, on what, and one table per size."""
@@ -463,7 +467,7 @@ def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         f"Settings: window (rollout `interval` and gate `window`) **{format_duration(w)}**, "
         f"Prometheus scrape every {format_duration(meta['scrape_s'])}, trigger `for: {format_duration(meta['for_s'])}`, "
         f"router {meta['router']}, {meta['windows']} measured windows per phase, "
-        f"operator `LAUNCHGATE_WORKERS={meta['workers']}`, new revisions patched "
+        f"operator `LAUNCHGATE_WORKERS={meta['workers']}`{_write_qps(meta.get('write_qps'))}, new revisions patched "
         f"{_bump_rate(meta.get('bump_rate'))}. Everything (etcd, kube-apiserver, Prometheus, "
         "the synthetic-metrics fleet, the operator) shares the machine above.",
         "",
@@ -786,6 +790,8 @@ class Options:
     keep: bool
     bump_rate: float = 0.0
     """New revisions patched per second (0: as fast as BUMP_THREADS threads get them through)."""
+    write_qps: float = 0.0
+    """The operator's LAUNCHGATE_API_WRITE_QPS (0: no limit)."""
 
 
 class SizeRun:
@@ -841,6 +847,7 @@ class SizeRun:
                                         LAUNCHGATE_GATE_INTERVAL=format_duration(self.o.window),
                                         LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
                                         LAUNCHGATE_WORKERS=str(self.o.workers),
+                                        LAUNCHGATE_API_WRITE_QPS=f"{self.o.write_qps:g}",
                                         LAUNCHGATE_METRICS_PORT=str(metrics_port),
                                         LAUNCHGATE_METRICS_ADDR="127.0.0.1").start()
         self.sampler = ProcSampler(self.operator.pid)
@@ -1321,6 +1328,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     p.add_argument("--workers", type=int, default=96, help="LAUNCHGATE_WORKERS for the operator (default 96)")
     p.add_argument("--bump-rate", type=float, default=0.0,
                    help=f"new revisions patched per second (default 0: as fast as {BUMP_THREADS} threads get them through)")
+    p.add_argument("--write-qps", type=float, default=0.0,
+                   help="the operator's LAUNCHGATE_API_WRITE_QPS, burst twice that (default 0: no write limit)")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")
@@ -1330,13 +1339,13 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     opts = Options(sizes=a.sizes, window=a.window, windows=a.windows, idle_windows=a.idle_windows, scrape=a.scrape,
                    trigger_for=a.trigger_for or a.window, bad_sample=a.bad_sample, router=a.router,
                    workers=a.workers, size_timeout=a.size_timeout, workdir=a.workdir, keep=a.keep,
-                   bump_rate=a.bump_rate)
+                   bump_rate=a.bump_rate, write_qps=a.write_qps)
     shown = ["python -m launchgate.bench", "--sizes", ",".join(map(str, a.sizes)), "--window",
              format_duration(a.window)]
     for flag, value, default in (("--windows", a.windows, 3), ("--idle-windows", a.idle_windows, 1),
                                  ("--scrape", format_duration(a.scrape), "2s"),
                                  ("--router", a.router, "gatewayAPI"), ("--bad-sample", a.bad_sample, 10),
-                                 ("--bump-rate", a.bump_rate, 0.0)):
+                                 ("--bump-rate", a.bump_rate, 0.0), ("--write-qps", a.write_qps, 0.0)):
         if value != default:
             shown += [flag, str(value)]
     if a.trigger_for:
@@ -1349,7 +1358,7 @@ def run_bench(opts: Options, out: Path, json_out: Path, command: str,
     """Run every size, write BENCHMARKS.md and the JSON; 0 if every size completed, 1 otherwise."""
     meta = {**machine_info(), "command": command, "window_s": opts.window, "windows": opts.windows,
             "scrape_s": opts.scrape, "for_s": opts.trigger_for, "router": opts.router, "workers": opts.workers,
-            "bump_rate": opts.bump_rate}
+            "bump_rate": opts.bump_rate, "write_qps": opts.write_qps}
     root = opts.workdir or Path(tempfile.mkdtemp(prefix="launchgate-bench-"))
     results: list[dict[str, Any]] = []
     t0 = time.monotonic()

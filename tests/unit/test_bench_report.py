@@ -248,3 +248,16 @@ def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None
     finally:
         poller.stop_flag.set()
         server.server_close()
+
+
+def test_a_write_limit_is_passed_on_shown_and_reported() -> None:
+    from launchgate.bench import parse_args
+
+    opts, _, _, shown = parse_args(["--sizes", "10000", "--write-qps", "60"])
+    assert opts.write_qps == 60.0 and "--write-qps 60.0" in shown
+    opts, _, _, shown = parse_args(["--sizes", "10"])
+    assert opts.write_qps == 0.0 and "--write-qps" not in shown
+    results = [{"n": 10, "setup": {}, "error": "TimeoutError: x"}]
+    assert "`LAUNCHGATE_API_WRITE_QPS=60`" in render_markdown({**META, "write_qps": 60.0}, results,
+                                                               projection(results))
+    assert "LAUNCHGATE_API_WRITE_QPS" not in render_markdown(META, results, projection(results))
