@@ -332,7 +332,7 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
     gobj = kube.current("launchgates", namespace, name, watched)
     if gobj is None:
         return float(memo.settings.default_gate_interval)
-    old = gobj.get("status") or {}
+    old = kube.status_to_be("launchgates", gobj)
     generation = gobj["metadata"].get("generation")
     try:
         spec = LaunchGateSpec.model_validate(gobj.get("spec") or {})

@@ -383,6 +383,17 @@ class Kube:
         else:
             self.status_writer.submit(plural, namespace, name, status)
 
+    def status_to_be(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """`obj`'s status as it will be once the status writes queued for it land: what a pass
+        compares its new status with, so that a write still queued is neither queued again nor
+        announced again (a second GateBlocks Event, a second page to the gate's owners)."""
+        status: dict[str, Any] = obj.get("status") or {}
+        if self.status_writer is None:
+            return status
+        meta = obj.get("metadata") or {}
+        queued = self.status_writer.latest(plural, meta.get("namespace", ""), meta.get("name", ""))
+        return status if queued is None else merged_patch(status, queued)
+
     def create_once(self, plural: str, namespace: str, body: dict[str, Any]) -> bool:
         """Create; False when it already exists (the step was done before a restart)."""
         return self._create(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural,
@@ -647,7 +658,8 @@ class StatusWriter:
         self._kube = kube
         self._pending: dict[tuple[str, str, str], dict[str, Any]] = {}
         """In the order first submitted: oldest first, a replaced patch keeps its place."""
-        self._busy: set[tuple[str, str, str]] = set()
+        self._busy: dict[tuple[str, str, str], dict[str, Any]] = {}
+        """Being written, by key: the patch on its way."""
         self._cond = threading.Condition()
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"launchgate-status-{i}", daemon=True)
@@ -664,6 +676,15 @@ class StatusWriter:
             held = self._pending.get(key)
             self._pending[key] = status if held is None else merged_patch(held, status)
             self._cond.notify()
+
+    def latest(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The patch still to land for this object (being written, then queued, merged), or None."""
+        key = (plural, namespace, name)
+        with self._cond:
+            writing, queued = self._busy.get(key), self._pending.get(key)
+        if writing is None or queued is None:
+            return writing if queued is None else queued
+        return merged_patch(writing, queued)
 
     def pending(self) -> int:
         """Objects whose latest status is not written yet (queued or being written)."""
@@ -690,8 +711,8 @@ class StatusWriter:
             while True:
                 key = next((k for k in self._pending if k not in self._busy), None)
                 if key is not None:
-                    self._busy.add(key)
-                    return key, self._pending.pop(key)
+                    status = self._busy[key] = self._pending.pop(key)
+                    return key, status
                 if self._closed:
                     return None
                 self._cond.wait()
@@ -713,5 +734,5 @@ class StatusWriter:
                                         "object": f"{plural}/{namespace}/{name}", "error": repr(e)}))
             finally:
                 with self._cond:
-                    self._busy.discard((plural, namespace, name))
+                    self._busy.pop((plural, namespace, name), None)
                     self._cond.notify_all()

@@ -660,7 +660,7 @@ def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, 
     A gate turning to block is also an Event and a notification to the failing blockers' owners.
     """
     status = gate_status(spec, res, gobj["metadata"].get("generation"), now, rollout=rollout, revision=revision)
-    old = gobj.get("status") or {}
+    old = kube.status_to_be("launchgates", gobj)
     if res.decision == "block" and old.get("decision") != "block":
         who = f"; escalate to {', '.join(res.escalate_to)}" if res.escalate_to else ""
         kube.event(gobj, "Warning", "GateBlocks", f"{res.message}{who}")

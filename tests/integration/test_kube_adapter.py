@@ -9,6 +9,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,11 @@ import pytest
 from kubernetes import client
 
 from kubectl_util import kubectl, kubectl_json
+from launchgate.gates import BlockerResult, GateResult
 from launchgate.kube import Kube, StatusWriter, WriteLimiter, load_config
 from launchgate.metrics import METRICS
+from launchgate.models import LaunchGateSpec
+from launchgate.reconcile import publish_gate_status
 
 
 class CountingApiClient(client.ApiClient):
@@ -180,3 +184,32 @@ def test_every_write_waits_for_the_write_limit(kubeconfig: Path, namespace: str)
     kube.read_configmap(namespace, "limited-0")
     assert kube.writes == 3 and [m for m, _ in api.sent].count("POST") == 3
     assert len(slept) == 2 and 0 < slept[0] <= 1.0 and slept[0] + 0.5 < slept[1] <= 2.0, slept
+
+
+def test_a_block_still_being_written_is_not_announced_or_queued_again(kubeconfig: Path, namespace: str) -> None:
+    """While a gate's "block" status waits to land, the next pass sees it as written: no second GateBlocks
+    Event (and no second page to the owners), no second PATCH."""
+    _launchgate(kubeconfig, namespace, "g3")
+    api = HeldApiClient(load_config(str(kubeconfig)).configuration)
+    kube = Kube(api)
+    kube.status_writer = writer = StatusWriter(kube, threads=2)
+    gobj = kube.get("launchgates", namespace, "g3")
+    assert gobj is not None
+    spec = LaunchGateSpec.model_validate(gobj["spec"])
+    res = GateResult(decision="block", passing="0/1", message="b1 failed", blockers=[
+        BlockerResult(name="b1", target=">= 0.99", value=0.5, baseline_value=None, passed=False, reason="0.5 < 0.99")])
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        assert publish_gate_status(kube, gobj, spec, res, now)
+        assert api.entered.acquire(timeout=10)  # the block is on its way, held
+        # The next pass, with the watch's copy still showing no decision:
+        assert not publish_gate_status(kube, gobj, spec, res, now)
+        api.release.release()
+        assert writer.flush(timeout=10)
+    finally:
+        writer.close(timeout=5)
+    assert [m for m, _ in api.sent].count("PATCH") == 1
+    events = kubectl_json(kubeconfig, "get", "events", "-n", namespace, "--field-selector", "reason=GateBlocks")
+    assert len(events["items"]) == 1, events
+    status = kubectl_json(kubeconfig, "-n", namespace, "get", "launchgates.launchgate.dev", "g3")["status"]
+    assert status["decision"] == "block"
