@@ -192,6 +192,11 @@ class EvaluationPoller(threading.Thread):
         with self._lock:
             return {r: sorted(t for t in ts if start <= t <= end) for r, ts in self.seen.items()}
 
+    def firsts(self) -> dict[str, float]:
+        """Each rollout's earliest evaluation seen."""
+        with self._lock:
+            return {r: min(ts) for r, ts in self.seen.items() if ts}
+
 
 class StatusWatch(threading.Thread):
     """Every rollout's status, kept by one watch. The set-up's waits used to LIST every rollout
@@ -584,6 +589,18 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
                   f"{_fmt(rb.get('met_to_weights_max_s'), ' s')} |",
                   f"| canary turns bad → HTTPRoute at 100/0 | {_fmt(rb.get('bad_to_weights_p50_s'), ' s')} | "
                   f"{_fmt(rb.get('bad_to_weights_max_s'), ' s')} |", ""]
+    rs = r.get("restart")
+    if rs:
+        lines += ["### operator restart (every rollout active)", "",
+                  f"The operator stopped and a new one started; {rs.get('evaluated')}/{r['n']} rollouts evaluated "
+                  "by the new one.", "",
+                  "| from the new operator's start to | seconds |", "|---|---:|",
+                  f"| its first evaluation | {_fmt(rs.get('first_s'))} |",
+                  f"| half the rollouts evaluated (p50) | {_fmt(rs.get('p50_s'))} |",
+                  f"| 99% of the rollouts evaluated | {_fmt(rs.get('p99_s'))} |",
+                  f"| every rollout evaluated | {_fmt(rs.get('all_s'))} |",
+                  f"| (operator CPU seconds by then; RSS max) | {_fmt(rs.get('cpu_s'))}; "
+                  f"{_fmt(rs.get('rss_mib_max'), ' MiB')} |", ""]
     errs = r.get("operator_log") or {}
     if errs:
         lines += [f"Operator log: {errs.get('lines', 0)} lines, {errs.get('errors', 0)} errors/tracebacks"
@@ -792,6 +809,8 @@ class Options:
     """New revisions patched per second (0: as fast as BUMP_THREADS threads get them through)."""
     write_qps: float = 0.0
     """The operator's LAUNCHGATE_API_WRITE_QPS (0: no limit)."""
+    restart: bool = True
+    """End each size by restarting the operator and timing until every rollout is evaluated again."""
 
 
 class SizeRun:
@@ -809,6 +828,9 @@ class SizeRun:
         self.statuses: StatusWatch | None = None
         self.custom: Any = None
         self.apps: Any = None
+        self.kubeconfig: Path | None = None
+        self.earlier_samples: list[tuple[float, float, int]] = []
+        """RSS samples of operators stopped by the restart phase."""
         self.query_log = workdir / "query.log"
         self.stable: dict[str, str] = {}
         self.canary: dict[str, str] = {}
@@ -842,8 +864,15 @@ class SizeRun:
             f = FleetProcess(self.workdir / f"fleet-{k}.log").start()
             self.fleets.append(f)
             self.prom.add_target(f"fleet-{k}", f.address)
+        self.kubeconfig = kubeconfig
+        self._start_operator()
+        self.result["setup"]["controlplane_s"] = time.monotonic() - t0
+
+    def _start_operator(self) -> None:
+        """The operator, the sampler of its RSS and the poller of its evaluations (each on a new port)."""
+        assert self.prom is not None and self.kubeconfig is not None
         metrics_port = _free_port()
-        self.operator = OperatorProcess(kubeconfig, self.prom.url, [NAMESPACE], self.workdir / "operator.log",
+        self.operator = OperatorProcess(self.kubeconfig, self.prom.url, [NAMESPACE], self.workdir / "operator.log",
                                         LAUNCHGATE_GATE_INTERVAL=format_duration(self.o.window),
                                         LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
                                         LAUNCHGATE_WORKERS=str(self.o.workers),
@@ -855,7 +884,6 @@ class SizeRun:
         self.poller = EvaluationPoller(f"http://127.0.0.1:{metrics_port}/metrics", NAMESPACE,
                                        every=max(1.0, self.o.window / 3))
         self.poller.start()
-        self.result["setup"]["controlplane_s"] = time.monotonic() - t0
 
     def _enable_query_log(self) -> None:
         """Turn on Prometheus' query log (one JSON line per query) through a config reload."""
@@ -1193,6 +1221,42 @@ class SizeRun:
                     seen[name] = time.time()
             stop.wait(0.5)
 
+    # ---------------------------------------------------------------- restart
+    def restart_phase(self) -> dict[str, Any]:
+        """Stop the operator and start a new one while every rollout is active; time until each
+        rollout has been evaluated by the new one.
+
+        An upgrade, a node drain or an OOM kill does exactly this, and until the new operator has
+        listed and indexed every object it evaluates nothing: a rollback trigger that fires then
+        waits for it."""
+        assert self.operator is not None and self.sampler is not None and self.poller is not None
+        self.poller.stop_flag.set()
+        self.sampler.stop_flag.set()
+        self.earlier_samples += self.sampler.samples
+        self.operator.stop()
+        t0 = time.time()
+        self._start_operator()
+        assert self.operator is not None and self.poller is not None and self.sampler is not None
+        limit = time.monotonic() + max(300.0, 20 * self.o.window)
+        while time.monotonic() < min(limit, self.deadline) and len(self.poller.firsts()) < self.n:
+            if not self.operator.alive():
+                raise RuntimeError(f"operator exited after its restart:\n{self.operator.tail()}")
+            time.sleep(1.0)
+        self.poller.seen_until(time.time(), timeout=3 * self.o.window)
+        firsts = sorted(t - t0 for t in self.poller.firsts().values())
+        cpu = proc_cpu_seconds(self.operator.pid)
+        out: dict[str, Any] = {
+            "evaluated": len(firsts),
+            "first_s": firsts[0] if firsts else None,
+            "p50_s": percentile(firsts, 50), "p99_s": percentile(firsts, 99),
+            "all_s": firsts[-1] if len(firsts) >= self.n else None,
+            "cpu_s": cpu,
+            "rss_mib_max": max((s[1] for s in self.sampler.samples), default=None),
+        }
+        self.say(f"  restart: {out['evaluated']}/{self.n} evaluated again; first {_fmt(out['first_s'], ' s')}, "
+                 f"p50 {_fmt(out['p50_s'], ' s')}, all {_fmt(out['all_s'], ' s')}")
+        return out
+
     # ---------------------------------------------------------------- the whole size
     def run(self) -> dict[str, Any]:
         o = self.o
@@ -1236,17 +1300,19 @@ class SizeRun:
             time.sleep(o.window)
             self.result["active"] = self.measure("active", o.windows, evaluations=True)
             self.result["rollback"] = self.rollback_phase()
+            if o.restart:
+                self.result["restart"] = self.restart_phase()
         except (TimeoutError, RuntimeError, DevEnvError, ApiException, requests.RequestException, OSError,
                 urllib3.exceptions.HTTPError) as e:
             self.result["error"] = f"{type(e).__name__}: {e}"[:2000]
             self.say(f"  N={self.n} incomplete: {self.result['error'][:300]}")
         finally:
             self.result["operator_log"] = self._operator_log_summary()
-            if self.sampler is not None and self.sampler.samples:
+            samples = self.earlier_samples + (self.sampler.samples if self.sampler is not None else [])
+            if samples:
                 # Every 5th sample: enough to see growth (a leak) without bloating the JSON.
-                t0 = self.sampler.samples[0][0]
-                self.result["rss_timeline"] = [(round(t - t0, 1), round(rss, 1))
-                                               for t, rss, _ in self.sampler.samples[::5]]
+                t0 = samples[0][0]
+                self.result["rss_timeline"] = [(round(t - t0, 1), round(rss, 1)) for t, rss, _ in samples[::5]]
             self.stop_world()
         return self.result
 
@@ -1330,6 +1396,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
                    help=f"new revisions patched per second (default 0: as fast as {BUMP_THREADS} threads get them through)")
     p.add_argument("--write-qps", type=float, default=0.0,
                    help="the operator's LAUNCHGATE_API_WRITE_QPS, burst twice that (default 0: no write limit)")
+    p.add_argument("--no-restart", dest="restart", action="store_false",
+                   help="skip the last phase: the operator restarted, timed until every rollout is evaluated again")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")
@@ -1339,7 +1407,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
     opts = Options(sizes=a.sizes, window=a.window, windows=a.windows, idle_windows=a.idle_windows, scrape=a.scrape,
                    trigger_for=a.trigger_for or a.window, bad_sample=a.bad_sample, router=a.router,
                    workers=a.workers, size_timeout=a.size_timeout, workdir=a.workdir, keep=a.keep,
-                   bump_rate=a.bump_rate, write_qps=a.write_qps)
+                   bump_rate=a.bump_rate, write_qps=a.write_qps, restart=a.restart)
     shown = ["python -m launchgate.bench", "--sizes", ",".join(map(str, a.sizes)), "--window",
              format_duration(a.window)]
     for flag, value, default in (("--windows", a.windows, 3), ("--idle-windows", a.idle_windows, 1),
@@ -1350,6 +1418,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
             shown += [flag, str(value)]
     if a.trigger_for:
         shown += ["--for", format_duration(a.trigger_for)]
+    if not a.restart:
+        shown.append("--no-restart")
     return opts, a.out, a.json, " ".join(shown)
 
 
