@@ -600,7 +600,9 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
                   f"| 99% of the rollouts evaluated | {_fmt(rs.get('p99_s'))} |",
                   f"| every rollout evaluated | {_fmt(rs.get('all_s'))} |",
                   f"| (operator CPU seconds by then; RSS max) | {_fmt(rs.get('cpu_s'))}; "
-                  f"{_fmt(rs.get('rss_mib_max'), ' MiB')} |", ""]
+                  f"{_fmt(rs.get('rss_mib_max'), ' MiB')} |",
+                  f"| (API reads / writes by then, all clients) | {_fmt(rs.get('api_reads'))} / "
+                  f"{_fmt(rs.get('api_writes'))} |", ""]
     errs = r.get("operator_log") or {}
     if errs:
         lines += [f"Operator log: {errs.get('lines', 0)} lines, {errs.get('errors', 0)} errors/tracebacks"
@@ -1230,6 +1232,7 @@ class SizeRun:
         listed and indexed every object it evaluates nothing: a rollback trigger that fires then
         waits for it."""
         assert self.operator is not None and self.sampler is not None and self.poller is not None
+        before = self.snapshot()
         self.poller.stop_flag.set()
         self.sampler.stop_flag.set()
         self.earlier_samples += self.sampler.samples
@@ -1244,14 +1247,18 @@ class SizeRun:
             time.sleep(1.0)
         self.poller.seen_until(time.time(), timeout=3 * self.o.window)
         firsts = sorted(t - t0 for t in self.poller.firsts().values())
-        cpu = proc_cpu_seconds(self.operator.pid)
+        after = self.snapshot()
+        writes, reads, _ = split_requests(request_delta(before.api, after.api))
         out: dict[str, Any] = {
             "evaluated": len(firsts),
             "first_s": firsts[0] if firsts else None,
             "p50_s": percentile(firsts, 50), "p99_s": percentile(firsts, 99),
             "all_s": firsts[-1] if len(firsts) >= self.n else None,
-            "cpu_s": cpu,
+            "cpu_s": after.cpu_s,
             "rss_mib_max": max((s[1] for s in self.sampler.samples), default=None),
+            # Everyone's requests (the harness's watch and stand-in too) from the old operator's
+            # stop until the new one has evaluated every rollout.
+            "api_reads": reads, "api_writes": writes,
         }
         self.say(f"  restart: {out['evaluated']}/{self.n} evaluated again; first {_fmt(out['first_s'], ' s')}, "
                  f"p50 {_fmt(out['p50_s'], ' s')}, all {_fmt(out['all_s'], ' s')}")
