@@ -177,6 +177,12 @@ class Scheduler:
         if self.agenda.wake(key, self._clock()):
             self._kick.set()
 
+    def body(self, key: Hashable) -> Any:
+        """The object's body as last observed; None once it is removed or if it was never seen.
+        Safe from a pass's thread: a dict lookup and an attribute read."""
+        entry = self.agenda.entries.get(key)
+        return None if entry is None or entry.removed else entry.body
+
     def remove(self, key: Hashable) -> None:
         entry = self.agenda.remove(key)
         if entry is not None and self._gone is not None:

@@ -123,6 +123,27 @@ def test_recreated_while_its_last_pass_runs() -> None:
     assert due(a, 2.0) == ["r"]
 
 
+def test_the_body_a_pass_reads_is_the_last_observed_until_removal() -> None:
+    """Rollout passes read their gates' bodies here (handlers._gate_body): a removed gate must read
+    as absent even while its own last pass still runs, and a re-created one as its new body."""
+    async def work(key: Any, entry: Entry) -> float:
+        return 30.0
+
+    s = Scheduler(work, concurrency=1, clock=lambda: 0.0)
+    assert s.body("g") is None
+    s.observe("g", body(gen=1, rv="1"))
+    s.observe("g", body(gen=1, rv="2"))  # a status write: not due again, but the body is the latest
+    assert s.body("g")["metadata"]["resourceVersion"] == "2"
+    [(key, entry)] = s.agenda.pop_due(0.0, 1)
+    s.remove("g")  # while its pass runs
+    assert s.body("g") is None
+    s.observe("g", body(gen=1, rv="9"))  # re-created before that pass ended
+    assert s.body("g")["metadata"]["resourceVersion"] == "9"
+    s.agenda.done(key, entry, 1.0, 30.0)
+    s.remove("g")
+    assert s.body("g") is None and s.agenda.entries == {}
+
+
 def test_earliest_first_and_at_most_limit() -> None:
     a = Agenda()
     for i, t in enumerate([5.0, 1.0, 3.0]):
