@@ -603,6 +603,9 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
                   f"{_fmt(rs.get('rss_mib_max'), ' MiB')} |",
                   f"| (API reads / writes by then, all clients) | {_fmt(rs.get('api_reads'))} / "
                   f"{_fmt(rs.get('api_writes'))} |", ""]
+        if rs.get("requests_by"):
+            lines += ["API requests by verb and resource until then: "
+                      + ", ".join(f"{verb} {res} {_fmt(v)}" for verb, res, v in rs["requests_by"][:10]) + ".", ""]
     errs = r.get("operator_log") or {}
     if errs:
         lines += [f"Operator log: {errs.get('lines', 0)} lines, {errs.get('errors', 0)} errors/tracebacks"
@@ -1248,7 +1251,8 @@ class SizeRun:
         self.poller.seen_until(time.time(), timeout=3 * self.o.window)
         firsts = sorted(t - t0 for t in self.poller.firsts().values())
         after = self.snapshot()
-        writes, reads, _ = split_requests(request_delta(before.api, after.api))
+        delta = request_delta(before.api, after.api)
+        writes, reads, _ = split_requests(delta)
         out: dict[str, Any] = {
             "evaluated": len(firsts),
             "first_s": firsts[0] if firsts else None,
@@ -1259,6 +1263,7 @@ class SizeRun:
             # Everyone's requests (the harness's watch and stand-in too) from the old operator's
             # stop until the new one has evaluated every rollout.
             "api_reads": reads, "api_writes": writes,
+            "requests_by": sorted(((verb, res, v) for (verb, res), v in delta.items()), key=lambda t: -t[2]),
         }
         self.say(f"  restart: {out['evaluated']}/{self.n} evaluated again; first {_fmt(out['first_s'], ' s')}, "
                  f"p50 {_fmt(out['p50_s'], ' s')}, all {_fmt(out['all_s'], ' s')}")

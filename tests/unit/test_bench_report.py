@@ -272,7 +272,8 @@ def test_the_restart_phase_is_on_by_default_reported_and_can_be_skipped() -> Non
     assert not opts.restart and shown.endswith("--no-restart")
     results = [{"n": 10, "setup": {}, "restart": {"evaluated": 10, "first_s": 1.5, "p50_s": 2.25, "p99_s": 3.0,
                                                   "all_s": 3.5, "cpu_s": 4.0, "rss_mib_max": 99.0,
-                                                  "api_reads": 12.0, "api_writes": 3.0}},
+                                                  "api_reads": 12.0, "api_writes": 3.0,
+                                                  "requests_by": [("GET", "deployments", 10.0), ("PATCH", "x", 3.0)]}},
                {"n": 20, "setup": {}, "restart": {"evaluated": 7, "first_s": 1.0, "p50_s": 2.0, "p99_s": 9.0,
                                                   "all_s": None, "cpu_s": None, "rss_mib_max": None}}]
     md = render_markdown(META, results, projection(results))
@@ -280,4 +281,5 @@ def test_the_restart_phase_is_on_by_default_reported_and_can_be_skipped() -> Non
     assert "| its first evaluation | 1.5 |" in md and "| every rollout evaluated | 3.5 |" in md
     assert "| 99% of the rollouts evaluated | 3 |" in md
     assert "| (API reads / writes by then, all clients) | 12 / 3 |" in md
+    assert "until then: GET deployments 10, PATCH x 3." in md
     assert "7/20 rollouts evaluated by the new one" in md and "| every rollout evaluated | — |" in md
