@@ -261,7 +261,7 @@ class Reconciler:
         stable_svc, canary_svc = service_names(name)
         port = spec.traffic_routing.gateway_api.port if spec.traffic_routing.gateway_api else 80
         for svc, role in ((stable_svc, "stable"), (canary_svc, "canary")):
-            self.kube.ensure_service(ns, _service(svc, name, role, port, owner))
+            self.kube.ensure_service(ns, _service(svc, name, role, port, owner), label=ROLLOUT)
         ratio = router.ratio_router
         weight = routed_weight(status)
         in_rollout = status.canary_revision is not None and status.state not in ("Degraded",)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from kubernetes import client
@@ -90,6 +91,47 @@ def test_an_owned_configmap_is_read_once_per_version(kubeconfig: Path, namespace
     assert [m for m, _ in api.sent] == ["GET", "POST", "GET", "PATCH"]
     assert kubectl_json(kubeconfig, "-n", namespace, "get", "configmap", "web-stable-template")["data"] == {
         "revision": "r2"}
+
+
+def _svc(name: str, owner_uid: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {"launchgate.dev/rollout": name.rsplit("-", 1)[0]},
+                         "ownerReferences": [{"apiVersion": "launchgate.dev/v1alpha1", "kind": "AgentRollout",
+                                              "name": name.rsplit("-", 1)[0], "uid": owner_uid}]},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
+
+
+def test_a_restarted_operator_lists_the_services_once_instead_of_reading_each(kubeconfig: Path,
+                                                                               namespace: str) -> None:
+    """At 10,000 rollouts a restart read 20,000 Services one GET each (BENCHMARKS.md, session 14)."""
+    first = Kube(_counting(kubeconfig))
+    for name in ("a-stable", "a-canary", "b-stable", "b-canary", "c-stable"):
+        first.core.create_namespaced_service(namespace, _svc(name, "uid-" + name[0]))
+
+    api = _counting(kubeconfig)
+    kube = Kube(api)
+    kube.list_page = 2  # three pages for five Services
+    base = f"/api/v1/namespaces/{namespace}/services"
+    for name in ("a-stable", "a-canary", "b-stable", "b-canary"):
+        kube.ensure_service(namespace, _svc(name, "uid-" + name[0]), label="launchgate.dev/rollout")
+    def sent() -> list[tuple[str, str]]:
+        return [(method, urlsplit(url).path) for method, url in api.sent]
+
+    assert sent() == [("GET", base)] * 3  # one LIST, paged; no GET of any Service
+    assert "labelSelector=launchgate.dev/rollout" in api.sent[0][1] and "continue=" in api.sent[2][1]
+    assert kube.writes == 0
+
+    # c was deleted and created again (a new uid): its Service is read, not taken from the list.
+    kube.ensure_service(namespace, _svc("c-stable", "uid-c2"), label="launchgate.dev/rollout")
+    assert sent()[3:] == [("GET", f"{base}/c-stable")]
+    # A Service nobody has made yet is created, without another LIST.
+    kube.ensure_service(namespace, _svc("d-stable", "uid-d"), label="launchgate.dev/rollout")
+    assert sent()[4:] == [("POST", base)] and kube.writes == 1
+    assert kubectl_json(kubeconfig, "-n", namespace, "get", "service", "d-stable")["metadata"]["name"] == "d-stable"
+    # Later passes send nothing.
+    for name, uid in (("a-stable", "uid-a"), ("c-stable", "uid-c2"), ("d-stable", "uid-d")):
+        kube.ensure_service(namespace, _svc(name, uid), label="launchgate.dev/rollout")
+    assert len(api.sent) == 5
 
 
 class HeldApiClient(CountingApiClient):
