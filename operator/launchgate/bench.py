@@ -1232,8 +1232,8 @@ class SizeRun:
         rollout has been evaluated by the new one.
 
         An upgrade, a node drain or an OOM kill does exactly this, and until the new operator has
-        listed and indexed every object it evaluates nothing: a rollback trigger that fires then
-        waits for it."""
+        listed what it watches (and indexed every Approval and RolloutAction) it evaluates
+        nothing: a rollback trigger that fires then waits for it."""
         assert self.operator is not None and self.sampler is not None and self.poller is not None
         before = self.snapshot()
         self.poller.stop_flag.set()
