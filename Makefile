@@ -9,24 +9,24 @@ export LAUNCHGATE_CACHE ?= $(HOME)/.cache/launchgate
 .PHONY: venv crds testenv up down test unit integration lint demo bench clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml devtools/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' -e devtools
 	touch $@
 
 crds: venv            ## regenerate crds/ from the pydantic models
-	$(BIN)/python -m launchgate.crdgen crds
+	$(BIN)/python -m launchgate.api.crdgen crds
 	cp crds/*.yaml charts/launchgate/crds/
 
 testenv:              ## build/install kube-apiserver, etcd, Gateway API CRDs, Prometheus (cached)
 	bash hack/testenv/build.sh
 
 up: venv testenv      ## local control plane + Prometheus in the background; last line: export KUBECONFIG=...
-	@$(BIN)/python -m launchgate.devenv up
+	@$(BIN)/python -m launchgate_dev.devenv up
 
 down: venv            ## stop what `make up` started
-	@$(BIN)/python -m launchgate.devenv down
+	@$(BIN)/python -m launchgate_dev.devenv down
 
 test: venv testenv    ## the whole suite: unit tests and integration tests against the real parts
 	$(BIN)/python -m pytest -q tests
@@ -37,15 +37,16 @@ unit: venv
 integration: venv testenv
 	$(BIN)/python -m pytest -q tests/integration
 
-lint: venv
-	$(BIN)/ruff check operator tests
-	$(BIN)/mypy operator/launchgate
+lint: venv           ## ruff, mypy and the import contracts that keep the layers one-way
+	$(BIN)/ruff check operator devtools tests
+	$(BIN)/mypy operator/launchgate devtools/launchgate_dev
+	$(BIN)/lint-imports
 
 demo: venv testenv    ## a good canary promoted through every phase, a bad one rolled back
-	$(BIN)/python -m launchgate.demo
+	$(BIN)/python -m launchgate_dev.demo
 
 bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and bench-results.json
-	$(BIN)/python -m launchgate.bench
+	$(BIN)/python -m launchgate_dev.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

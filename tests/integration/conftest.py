@@ -1,6 +1,6 @@
 """Fixtures that give integration tests the real thing: etcd + kube-apiserver + Prometheus.
 
-The processes come from launchgate.devenv (binaries built by `make testenv`). They are started
+The processes come from launchgate_dev.devenv (binaries built by `make testenv`). They are started
 once per session because kube-apiserver takes seconds to become ready; tests isolate themselves
 with their own namespaces, scrape-target names and metric names.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from launchgate import devenv
+from launchgate_dev import devenv
 
 HERE = Path(__file__).resolve().parent
 

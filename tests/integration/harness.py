@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate.standin import NEVER_READY
-from launchgate.synthetic import SyntheticAgent
+from launchgate_dev.standin import NEVER_READY
+from launchgate_dev.synthetic import SyntheticAgent
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "launchgate.dev/v1alpha1"
@@ -198,7 +198,7 @@ class Operator:
                "LAUNCHGATE_GATE_INTERVAL": "1s", "LAUNCHGATE_PROMETHEUS_TIMEOUT": "3",
                "LAUNCHGATE_METRICS_PORT": str(self.metrics_port), "LAUNCHGATE_METRICS_ADDR": "127.0.0.1", **self.env}
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "launchgate.main", "-n", self.namespace],
+        self.proc = subprocess.Popen([sys.executable, "-m", "launchgate.controller.main", "-n", self.namespace],
                                      stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.starts += 1
         return self

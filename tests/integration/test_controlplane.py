@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from kubectl_util import kubectl
-from launchgate import devenv
+from launchgate_dev import devenv
 
 T = TypeVar("T")
 

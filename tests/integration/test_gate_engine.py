@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 import yaml
 
-from launchgate import devenv, engine
-from launchgate.gates import GateResult, TriggerResult
-from launchgate.models import LaunchGateSpec, RollbackTrigger
-from launchgate.prom import PrometheusSource
-from launchgate.promql import render
-from launchgate.synthetic import SyntheticAgent
+from launchgate.adapters.prometheus import PrometheusSource
+from launchgate.api import LaunchGateSpec, RollbackTrigger
+from launchgate.core import engine
+from launchgate.core.gates import GateResult, TriggerResult
+from launchgate.core.promql import render
+from launchgate_dev import devenv
+from launchgate_dev.synthetic import SyntheticAgent
 
 NS = "agents"
 

@@ -13,7 +13,7 @@ import pytest
 
 from harness import P95, SUCCESS, World, wait_for
 from kubectl_util import kubectl, kubectl_json
-from launchgate.devenv import PrometheusServer
+from launchgate_dev.devenv import PrometheusServer
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import pytest
 from kubernetes import client
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate.gates import BlockerResult, GateResult
-from launchgate.kube import Kube, StatusWriter, WriteLimiter, load_config
-from launchgate.metrics import METRICS
-from launchgate.models import LaunchGateSpec
-from launchgate.reconcile import publish_gate_status
+from launchgate.adapters.kube import Kube, StatusWriter, WriteLimiter, load_config
+from launchgate.adapters.metrics import METRICS
+from launchgate.api import LaunchGateSpec
+from launchgate.controller.reconcile import publish_gate_status
+from launchgate.core.gates import BlockerResult, GateResult
 
 
 class CountingApiClient(client.ApiClient):

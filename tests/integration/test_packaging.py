@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from kubectl_util import kubectl
-from launchgate import devenv
+from launchgate_dev import devenv
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "launchgate"

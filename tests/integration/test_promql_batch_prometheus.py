@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 
 from harness import wait_for
-from launchgate import devenv
-from launchgate.gates import QueryResult, RawResponse, from_prometheus
-from launchgate.prom import PrometheusSource
-from launchgate.promql import render
-from launchgate.promql_batch import batch_shape, split_vector
-from launchgate.synthetic import SyntheticAgent
+from launchgate.adapters.prometheus import PrometheusSource
+from launchgate.core.gates import QueryResult, RawResponse, from_prometheus
+from launchgate.core.promql import render
+from launchgate.core.promql_batch import batch_shape, split_vector
+from launchgate_dev import devenv
+from launchgate_dev.synthetic import SyntheticAgent
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = "5s"

@@ -19,7 +19,7 @@ import pytest
 
 from harness import CANARY1_BLOCKERS, ERROR_RATE, TcpProxy, WebhookReceiver, World, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
-from launchgate.devenv import PrometheusServer
+from launchgate_dev.devenv import PrometheusServer
 
 _ids = itertools.count()
 

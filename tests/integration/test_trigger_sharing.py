@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 
 from harness import wait_for
-from launchgate import devenv, engine
-from launchgate.gates import TriggerResult, trigger_eval_time, trigger_steps
-from launchgate.models import RollbackTrigger
-from launchgate.prom import PrometheusSource
-from launchgate.sharing import SharedQueries
-from launchgate.synthetic import SyntheticAgent
+from launchgate.adapters.prometheus import PrometheusSource
+from launchgate.adapters.sharing import SharedQueries
+from launchgate.api import RollbackTrigger
+from launchgate.core import engine
+from launchgate.core.gates import TriggerResult, trigger_eval_time, trigger_steps
+from launchgate_dev import devenv
+from launchgate_dev.synthetic import SyntheticAgent
 
 FOR, STEP = "6s", "1s"
 AGENTS: dict[str, dict[str, float]] = {"stable": {"success_rate": 0.98}, "bad": {"success_rate": 0.90},

@@ -22,10 +22,10 @@ import pytest
 import yaml
 from test_rollout_decide import spec as _spec
 
-from launchgate.gates import BlockerResult, GateResult, summarize
-from launchgate.models import AgentRolloutStatus, LaunchGateSpec
-from launchgate.reconcile import gate_status
-from launchgate.rollout import ApprovalVote, Observation, decide
+from launchgate.api import AgentRolloutStatus, LaunchGateSpec
+from launchgate.controller.reconcile import gate_status
+from launchgate.core.gates import BlockerResult, GateResult, summarize
+from launchgate.core.rollout import ApprovalVote, Observation, decide
 
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "manifests" / "argocd"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from launchgate.bench import (
+from launchgate_dev.bench import (
     GENERATED_END,
     FleetCollector,
     bucket_quantile,
@@ -137,7 +137,7 @@ def test_fit_and_projection() -> None:
     assert p["prom_queries_per_s"] == pytest.approx(4.0 * 10_000 / 30)
 
 
-META = {"command": "python -m launchgate.bench", "date": "2026-01-01 00:00 UTC", "nproc": 2, "mem_gib": 8.0,
+META = {"command": "python -m launchgate_dev.bench", "date": "2026-01-01 00:00 UTC", "nproc": 2, "mem_gib": 8.0,
         "python": "3.11.7", "os": "Linux", "window_s": 30.0, "windows": 3, "scrape_s": 2.0, "for_s": 30.0,
         "router": "gatewayAPI", "workers": 32}
 
@@ -160,7 +160,7 @@ def test_render_markdown_has_the_summary_row_and_marks_incomplete_sizes() -> Non
 
 
 def test_a_paced_bump_is_part_of_the_command_shown() -> None:
-    from launchgate.bench import parse_args
+    from launchgate_dev.bench import parse_args
 
     opts, _, _, shown = parse_args(["--sizes", "10000", "--bump-rate", "12"])
     assert opts.bump_rate == 12.0 and "--bump-rate 12.0" in shown
@@ -218,7 +218,7 @@ def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None
     import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from launchgate.bench import EvaluationPoller
+    from launchgate_dev.bench import EvaluationPoller
 
     value = {"ts": 1000.0}
 
@@ -251,7 +251,7 @@ def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None
 
 
 def test_a_write_limit_is_passed_on_shown_and_reported() -> None:
-    from launchgate.bench import parse_args
+    from launchgate_dev.bench import parse_args
 
     opts, _, _, shown = parse_args(["--sizes", "10000", "--write-qps", "60"])
     assert opts.write_qps == 60.0 and "--write-qps 60.0" in shown
@@ -264,7 +264,7 @@ def test_a_write_limit_is_passed_on_shown_and_reported() -> None:
 
 
 def test_the_restart_phase_is_on_by_default_reported_and_can_be_skipped() -> None:
-    from launchgate.bench import parse_args
+    from launchgate_dev.bench import parse_args
 
     opts, _, _, shown = parse_args(["--sizes", "10"])
     assert opts.restart and "--no-restart" not in shown

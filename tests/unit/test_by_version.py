@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from launchgate.reconcile import ByVersion
+from launchgate.controller.reconcile import ByVersion
 
 META = {"uid": "u1", "generation": 3}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from launchgate.cli import (
+from launchgate.api import LaunchGateSpec
+from launchgate.cli.main import (
     InputError,
     backend_failure,
     load_gates,
@@ -18,8 +19,7 @@ from launchgate.cli import (
     pick_gate,
     transitions,
 )
-from launchgate.gates import QueryResult, evaluate_gate
-from launchgate.models import LaunchGateSpec
+from launchgate.core.gates import QueryResult, evaluate_gate
 
 ROOT = Path(__file__).resolve().parents[2]
 

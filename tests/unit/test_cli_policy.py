@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from launchgate.policy import bundle_hash, load_bundle
+from launchgate.core.policy import bundle_hash, load_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "examples" / "production-policy.yaml"
@@ -18,7 +18,7 @@ SEED_HASH = bundle_hash(load_bundle(POLICY.read_text()))
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from launchgate.cli_policy import policy; policy()", *args],
+        [sys.executable, "-c", "from launchgate.cli.policy import policy; policy()", *args],
         input=stdin, capture_output=True, text=True, timeout=60, cwd=ROOT,
     )
 

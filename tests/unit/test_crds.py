@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launchgate import crdgen
-from launchgate.models import AgentRolloutSpec, LaunchGateSpec
+from launchgate.api import AgentRolloutSpec, LaunchGateSpec, crdgen
 
 ROOT = Path(__file__).resolve().parents[2]
 

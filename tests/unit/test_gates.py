@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from launchgate.gates import (
+from launchgate.api import LaunchGateSpec, RollbackTrigger, Target
+from launchgate.core.gates import (
     QueryResult,
     RawResponse,
     TriggerResult,
@@ -24,7 +25,6 @@ from launchgate.gates import (
     trigger_steps,
     trigger_window,
 )
-from launchgate.models import LaunchGateSpec, RollbackTrigger, Target
 
 # --------------------------------------------------------------------------- from_prometheus
 

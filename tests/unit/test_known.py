@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from launchgate.kube import ABSENT, DeploymentState, Known
+from launchgate.adapters.kube import ABSENT, DeploymentState, Known
 
 
 class Clock:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from launchgate.main import _QuietSuccess, fewer_gc_passes
+from launchgate.controller.main import _QuietSuccess, fewer_gc_passes
 
 
 @pytest.mark.parametrize("level, message, kept", [
@@ -39,7 +39,7 @@ def test_no_handler_needs_kopfs_last_handled_configuration() -> None:
     real storage has to come back (kopf.AnnotationsDiffBaseStorage)."""
     import kopf
 
-    from launchgate import handlers
+    from launchgate.controller import handlers
 
     registry = kopf.get_default_registry()
     assert registry._watching.get_all_handlers()  # the handlers module did register into it
@@ -58,7 +58,7 @@ def test_only_kinds_with_few_objects_are_kopf_indexed() -> None:
     bodies instead (handlers._gate_body)."""
     import kopf
 
-    from launchgate import handlers
+    from launchgate.controller import handlers
 
     indexed = {h.id: h.selector.any_name for h in kopf.get_default_registry()._indexing.get_all_handlers()}
     assert sorted(indexed.values()) == ["approvals", "rolloutactions"]
@@ -71,7 +71,7 @@ def test_api_retries_never_run_out_and_each_request_starts_from_the_shortest_del
     import collections.abc
     import itertools
 
-    from launchgate.handlers import RetryForever
+    from launchgate.controller.handlers import RetryForever
 
     delays = RetryForever(4.0)
     assert not isinstance(delays, collections.abc.Sized)  # Kopf would count the attempts
@@ -84,7 +84,7 @@ def test_api_retries_never_run_out_and_each_request_starts_from_the_shortest_del
 
 
 def test_the_credential_refresh_hook_runs_once_per_period() -> None:
-    from launchgate.kube import throttled
+    from launchgate.adapters.kube import throttled
 
     calls: list[float] = []
     now = [0.0]
@@ -98,7 +98,7 @@ def test_the_credential_refresh_hook_runs_once_per_period() -> None:
 def test_a_kubeconfig_token_still_authenticates_with_the_throttled_hook(tmp_path: Path) -> None:
     import yaml
 
-    from launchgate.kube import load_config
+    from launchgate.adapters.kube import load_config
 
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump({

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from launchgate.kube import merged_patch
+from launchgate.adapters.kube import merged_patch
 
 
 def apply(target: Any, patch: Any) -> Any:

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from launchgate import metrics as module
-from launchgate.metrics import OperatorMetrics
+from launchgate.adapters import metrics as module
+from launchgate.adapters.metrics import OperatorMetrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from launchgate.models import LastAction
-from launchgate.reconcile import next_action
+from launchgate.api import LastAction
+from launchgate.controller.reconcile import next_action
 
 
 def action(name: str, created: str, rv: str, rollout: str = "r", verb: str = "promote") -> dict[str, Any]:

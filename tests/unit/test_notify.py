@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from launchgate.notify import (
+from launchgate.adapters.notify import (
     AsyncDispatcher,
     Notification,
     WebhookNotifier,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from launchgate.policy import (
+from launchgate.core.policy import (
     NO_MATCH_REASON,
     JobDescription,
     PolicyError,

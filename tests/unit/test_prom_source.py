@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_api_client import PrometheusApiClientException
 
-from launchgate.prom import (
+from launchgate.adapters.prometheus import (
     MetricsSource,
     PrometheusSource,
     _error_from_exception,

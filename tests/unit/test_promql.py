@@ -7,7 +7,14 @@ import re
 
 import pytest
 
-from launchgate.promql import KNOWN_VARIABLES, TemplateError, escape_regex, escape_string, render, unquote
+from launchgate.core.promql import (
+    KNOWN_VARIABLES,
+    TemplateError,
+    escape_regex,
+    escape_string,
+    render,
+    unquote,
+)
 
 BASE = {"namespace": "agents", "rollout": "support-agent", "stable": "v1", "canary": "v2", "window": "10m"}
 

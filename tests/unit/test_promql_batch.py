@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from launchgate import bench
-from launchgate.gates import from_prometheus
-from launchgate.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
+from launchgate.core.gates import from_prometheus
+from launchgate.core.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
+from launchgate_dev import bench
 
 ROOT = Path(__file__).resolve().parents[2]
 V = {"namespace": "agents", "rollout": "support-agent", "canary": "v2", "stable": "v1", "version": "v2",

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from launchgate.gates import BlockerResult, GateResult, TriggerResult
-from launchgate.models import AgentRolloutSpec, AgentRolloutStatus
-from launchgate.rollout import (
+from launchgate.api import AgentRolloutSpec, AgentRolloutStatus
+from launchgate.core.gates import BlockerResult, GateResult, TriggerResult
+from launchgate.core.rollout import (
     ApprovalVote,
     Observation,
     Pods,

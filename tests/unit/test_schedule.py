@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from launchgate.kube import LAST_APPLIED, slim
-from launchgate.schedule import Agenda, Entry, Scheduler
+from launchgate.adapters.kube import LAST_APPLIED, slim
+from launchgate.controller.schedule import Agenda, Entry, Scheduler
 
 
 def body(gen: int = 1, rv: str = "1") -> dict[str, Any]:
@@ -225,7 +225,7 @@ def test_scheduler_reports_how_late_each_pass_starts() -> None:
 
 
 def test_packed_bodies_wake_on_a_new_generation_and_unpack_to_fresh_dicts() -> None:
-    from launchgate.kube import Packed
+    from launchgate.adapters.kube import Packed
 
     a = Agenda()
     a.observe("r", Packed(body()), now=0.0)
@@ -241,7 +241,7 @@ def test_packed_bodies_wake_on_a_new_generation_and_unpack_to_fresh_dicts() -> N
 
 def test_packed_bodies_round_trip_what_the_watch_delivers() -> None:
     """Unicode, escapes, big and float numbers, nulls and nested lists come back unchanged."""
-    from launchgate.kube import Packed
+    from launchgate.adapters.kube import Packed
 
     b = {"metadata": {"name": "r", "generation": 3, "annotations": {"note": 'é ✓ "quoted" \\ \n'}},
          "spec": {"replicas": 2, "weights": [50, 100], "ratio": 1.5, "big": 2**53 + 1, "none": None,

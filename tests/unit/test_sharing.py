@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from launchgate import engine, sharing
-from launchgate.gates import QueryResult, RawResponse, from_prometheus
-from launchgate.models import RollbackTrigger
-from launchgate.sharing import SharedQueries
+from launchgate.adapters import sharing
+from launchgate.adapters.sharing import SharedQueries
+from launchgate.api import RollbackTrigger
+from launchgate.core import engine
+from launchgate.core.gates import QueryResult, RawResponse, from_prometheus
 
 TEMPLATE = 'sum(rate(jobs_total{namespace="$namespace",version="$canary",outcome="ok"}[$window]))'
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from launchgate.kube import DeploymentState
-from launchgate.standin import NEVER_READY, rolled_out_status
+from launchgate.adapters.kube import DeploymentState
+from launchgate_dev.standin import NEVER_READY, rolled_out_status
 
 
 def dep(replicas: int, generation: int = 2, status: dict | None = None, annotations: dict | None = None) -> dict:

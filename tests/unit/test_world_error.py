@@ -7,8 +7,8 @@ import json
 import pytest
 from kubernetes.client.rest import ApiException
 
-from launchgate.reconcile import world_error
-from launchgate.routers import RouterError
+from launchgate.controller.reconcile import world_error
+from launchgate.core.protocols import RouterError
 
 
 def refused(status: int, message: str | None = None, reason: str = "Unprocessable Entity") -> ApiException:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from launchgate.kube import WriteLimiter, write_limiter_from_env
+from launchgate.adapters.kube import WriteLimiter, write_limiter_from_env
 
 
 class Clock:

@@ -1,0 +1,189 @@
+"""The glue the operator and the CLI share: render queries, ask a MetricsSource, decide.
+
+Rendering is where the rollout's identity enters the gate: `$version` is bound to the canary for
+the canary's value and to the stable version for a ratio's baseline (unless the blocker has its own
+baselineQuery). A blocker whose query cannot be rendered is missing data with the reason, never a
+crash and never a pass. The same query is sent once per evaluation even if several blockers
+(or the canary and baseline sides of a blocker that does not use $version) share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from launchgate.api import Blocker, LaunchGateSpec, RollbackTrigger
+from launchgate.core.gates import (
+    GateResult,
+    QueryResult,
+    TriggerResult,
+    evaluate_gate,
+    interpret_trigger,
+    is_ratio,
+    sustained_trigger_query,
+    trigger_needs_baseline,
+)
+from launchgate.core.promql import TemplateError, render
+from launchgate.core.protocols import MetricsSource
+
+
+@dataclass(frozen=True)
+class BlockerQueries:
+    """The rendered queries of one blocker: canary side, and baseline side for ratio targets."""
+
+    name: str
+    canary: str
+    baseline: str | None
+
+
+def _bind(variables: Mapping[str, str], version_of: str) -> dict[str, str]:
+    """`variables` with $version bound to the value of `version_of` (canary or stable), if set."""
+    out = dict(variables)
+    if version_of in variables:
+        out["version"] = variables[version_of]
+    else:
+        out.pop("version", None)
+    return out
+
+
+def gate_variables(spec: LaunchGateSpec, variables: Mapping[str, str]) -> dict[str, str]:
+    """The gate's own window is part of its contract, so it wins over a caller's `window`."""
+    return {**variables, "window": spec.window}
+
+
+def render_blocker(blocker: Blocker, variables: Mapping[str, str]) -> BlockerQueries:
+    """Render one blocker's queries; TemplateError names the blocker and the variable."""
+    try:
+        canary = render(blocker.query, _bind(variables, "canary"))
+        baseline = None
+        if is_ratio(blocker.target):
+            if blocker.baseline_query is not None:
+                baseline = render(blocker.baseline_query, _bind(variables, "stable"))
+            else:
+                baseline = render(blocker.query, _bind(variables, "stable"))
+    except TemplateError as e:
+        raise TemplateError(f"blocker {blocker.name}: {e}") from None
+    return BlockerQueries(blocker.name, canary, baseline)
+
+
+def render_gate(spec: LaunchGateSpec, variables: Mapping[str, str]) -> list[BlockerQueries]:
+    """All of a gate's queries, or TemplateError: the CLI's up-front check for bad input."""
+    v = gate_variables(spec, variables)
+    return [render_blocker(b, v) for b in spec.blockers]
+
+
+def evaluate(
+    spec: LaunchGateSpec,
+    source: MetricsSource,
+    variables: Mapping[str, str],
+    at: datetime | None = None,
+    max_age: float | None = None,
+) -> GateResult:
+    """Evaluate a gate once, at `at` (None = Prometheus' now). Never raises for bad data.
+    `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
+    v = gate_variables(spec, variables)
+    cache: dict[str, QueryResult] = {}
+    # A source that shares batched queries between rollouts (sharing.SharedQueries) is asked by
+    # template, so it can recognise the shape; any other source gets the rendered query.
+    by_template = getattr(source, "query_template", None)
+
+    def ask(promql: str, template: str, bound: Mapping[str, str]) -> QueryResult:
+        if promql not in cache:
+            cache[promql] = by_template(template, bound, at, max_age) if by_template is not None \
+                else source.query(promql, at)
+        return cache[promql]
+
+    canary: dict[str, QueryResult] = {}
+    baseline: dict[str, QueryResult] = {}
+    for b in spec.blockers:
+        try:
+            q = render_blocker(b, v)
+        except TemplateError as e:
+            canary[b.name] = QueryResult.unavailable(f"template error: {e}")
+            continue
+        canary[b.name] = ask(q.canary, b.query, _bind(v, "canary"))
+        if q.baseline is not None:
+            baseline[b.name] = ask(q.baseline, b.baseline_query or b.query, _bind(v, "stable"))
+    return evaluate_gate(spec, canary, baseline)
+
+
+def render_trigger(trigger: RollbackTrigger, variables: Mapping[str, str]) -> tuple[str, str | None]:
+    """(canary query, baseline query or None) for a rollback trigger."""
+    try:
+        canary = render(trigger.query, _bind(variables, "canary"))
+        baseline = None
+        if trigger_needs_baseline(trigger):
+            baseline = render(trigger.baseline_query or trigger.query, _bind(variables, "stable"))
+    except TemplateError as e:
+        raise TemplateError(f"trigger {trigger.name}: {e}") from None
+    return canary, baseline
+
+
+def evaluate_trigger(
+    trigger: RollbackTrigger,
+    source: MetricsSource,
+    variables: Mapping[str, str],
+    at: datetime | None = None,
+    max_age: float | None = None,
+) -> TriggerResult:
+    """Has `trigger` held for its whole `for`? One query; judged entirely from Prometheus' data,
+    so a fresh engine (e.g. after an operator restart) gives the same answer.
+    `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
+    try:
+        canary, baseline = render_trigger(trigger, variables)
+    except (TemplateError, ValueError) as e:
+        return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
+    # A source that shares trigger data between rollouts (sharing.SharedQueries) is asked by
+    # template, like `evaluate` does for gates; an explicit time is always asked on its own. It
+    # builds the rollout's own query only when it falls back to it (with the same template errors).
+    shared = getattr(source, "query_trigger", None)
+    if shared is not None and at is None:
+        baseline_template = (trigger.baseline_query or trigger.query) if baseline is not None else None
+        result: TriggerResult = shared(trigger, trigger.query, baseline_template, _bind(variables, "canary"),
+                                       _bind(variables, "stable"), max_age)
+        return result
+    try:
+        promql = sustained_trigger_query(trigger, canary, baseline)
+    except (TemplateError, ValueError) as e:
+        return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
+    return interpret_trigger(trigger, source.query_raw(promql, at))
+
+
+def backtest(
+    spec: LaunchGateSpec,
+    source: MetricsSource,
+    variables: Mapping[str, str],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+) -> list[tuple[datetime, GateResult]]:
+    """What the gate would have decided at start+step, start+2*step, ... up to `end`.
+
+    Each evaluation looks back over the gate's own window from its end time, exactly as a live
+    evaluation at that moment would have.
+    """
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    if end < start:
+        raise ValueError("end is before start")
+    out: list[tuple[datetime, GateResult]] = []
+    t = start + step
+    if t > end:
+        t = end
+    while t <= end:
+        out.append((t, evaluate(spec, source, variables, at=t)))
+        t += step
+    return out
+
+
+__all__ = [
+    "BlockerQueries",
+    "backtest",
+    "evaluate",
+    "evaluate_trigger",
+    "gate_variables",
+    "render_blocker",
+    "render_gate",
+    "render_trigger",
+]
