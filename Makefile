@@ -45,7 +45,7 @@ lint: venv           ## ruff, mypy and the import contracts that keep the layers
 demo: venv testenv    ## a good canary promoted through every phase, a bad one rolled back
 	$(BIN)/python -m launchgate_dev.demo
 
-bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and bench-results.json
+bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and benchmarks/results/
 	$(BIN)/python -m launchgate_dev.bench
 
 clean:

@@ -1,6 +1,6 @@
 """`make bench`: how launchgate's one operator replica scales with the number of rollouts.
 
-    python -m launchgate_dev.bench [--sizes 10,100,1000] [--window 30s] [--out BENCHMARKS.md --json bench-results.json]
+    python -m launchgate_dev.bench [--sizes 10,100,1000] [--window 30s] [--out BENCHMARKS.md --json benchmarks/results/n10-n100-n1000-make-bench.json]
 
 Why a benchmark and not timed tests: the product's scale target (10,000 rollouts on one replica,
 under 1 GiB, every rollout evaluated within 5 s of its 30 s window) is a property to measure and
@@ -1427,7 +1427,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path, Path, str]:
                    help="skip the last phase: the operator restarted, timed until every rollout is evaluated again")
     p.add_argument("--size-timeout", type=_seconds, default=900.0, help="give up on one size after this (default 15m)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "BENCHMARKS.md")
-    p.add_argument("--json", type=Path, default=REPO_ROOT / "bench-results.json")
+    p.add_argument("--json", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "n10-n100-n1000-make-bench.json")
     p.add_argument("--workdir", type=Path, default=None, help="keep per-size logs here (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir with logs")
     a = p.parse_args(argv)
