@@ -9,6 +9,8 @@
 #     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
 #     helm-<v>/helm                       built from helm.sh/helm/v3 (packaging tests: helm lint/template)
 #   prometheus, promtool                  Debian package (only if not already on PATH)
+#   lua5.1                                Debian package (only if not already on PATH): the
+#                                         Argo CD health-check tests run their Lua with it
 #
 # Why build instead of download: only the Go module proxy, PyPI and Debian are reachable from CI,
 # and there is no Docker. Everything here comes from those.
@@ -199,6 +201,20 @@ install_prometheus() {
   fi
 }
 
+# --- Lua 5.1 ----------------------------------------------------------------------------------
+# The Argo CD health checks (manifests/argocd) are Lua run by gopher-lua, a Lua 5.1; the tests run
+# them with Debian's lua5.1.
+install_lua() {
+  if command -v lua5.1 >/dev/null; then
+    log "lua5.1: $(command -v lua5.1) (already installed)"; return
+  fi
+  log "lua5.1: installing the Debian package"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq || die "apt-get update failed"
+  as_root apt-get install -y -qq --no-install-recommends lua5.1 || die "apt-get install lua5.1 failed"
+  command -v lua5.1 >/dev/null || die "lua5.1 is still not on PATH after installing it"
+}
+
 # --- Helm (packaging tests only: `helm lint` and `helm template` of charts/launchgate) --------
 build_helm() {
   local v="${HELM_VERSION:?missing in hack/versions.env}" dir="$CACHE/helm-${HELM_VERSION}"
@@ -224,6 +240,7 @@ log "cache: $CACHE ($(go env GOVERSION))"
 build_etcd
 fetch_gateway_api
 install_prometheus
+install_lua
 build_kubernetes
 build_helm
 
@@ -234,5 +251,6 @@ etcd:           $CACHE/etcd-$ETCD_VERSION/etcd
 gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
 prometheus:     $(command -v prometheus)
 promtool:       $(command -v promtool)
+lua5.1:         $(command -v lua5.1)
 EOF
 echo "helm:           $CACHE/helm-$HELM_VERSION/helm"
