@@ -27,7 +27,8 @@ set -a; . "$ROOT/hack/versions.env"; set +a
 : "${GATEWAY_API_VERSION:?missing in hack/versions.env}"
 
 CACHE="${LAUNCHGATE_CACHE:-$HOME/.cache/launchgate}"
-# Used only when no usable `go` is installed: the toolchain is itself a module on the Go proxy.
+# Used only when no usable `go` is installed: the toolchain is itself a module, fetched from the
+# module proxy in $GOPROXY (or the installed go's GOPROXY; see go_proxy).
 GO_BOOTSTRAP_VERSION="${GO_BOOTSTRAP_VERSION:-go1.24.4}"
 mkdir -p "$CACHE"
 
@@ -42,23 +43,40 @@ as_root() {
 }
 
 # --- Go toolchain -----------------------------------------------------------------------------
+# The module proxy to bootstrap from: the first proxy URL in $GOPROXY, or else in the GOPROXY of
+# whatever `go` is installed (one too old to build with still knows where modules come from).
+# Prints nothing and fails when neither names one ("direct" and "off" are not proxies).
+go_proxy() {
+  local list="${GOPROXY:-}" entry entries=()
+  if [ -z "$list" ] && command -v go >/dev/null; then list="$(go env GOPROXY 2>/dev/null || true)"; fi
+  IFS=',|' read -r -a entries <<<"$list" # a list separated by ',' or '|'
+  for entry in "${entries[@]}"; do
+    entry="${entry//[[:space:]]/}"
+    case "$entry" in ''|direct|off) continue ;; esac
+    printf '%s\n' "${entry%/}"; return 0
+  done
+  return 1
+}
+
 # Go >= 1.21 fetches a newer toolchain by itself when a go.mod asks for one (GOTOOLCHAIN=auto),
 # so any such `go` will do. Without one, fetch the toolchain module straight from the proxy.
 ensure_go() {
   if command -v go >/dev/null; then
     local minor
-    minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+    minor="$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
     if [ -n "$minor" ] && [ "$minor" -ge 21 ]; then return; fi
-    log "installed $(go env GOVERSION) is too old; bootstrapping $GO_BOOTSTRAP_VERSION"
+    log "installed $(go version 2>/dev/null || echo go) is too old; bootstrapping $GO_BOOTSTRAP_VERSION"
   fi
   local arch dir
   case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; *) die "unsupported arch $(uname -m)" ;; esac
   dir="$CACHE/go-$GO_BOOTSTRAP_VERSION"
   if [ ! -x "$dir/bin/go" ]; then
-    log "fetching Go $GO_BOOTSTRAP_VERSION from the Go module proxy"
-    local tmp url
+    local proxy tmp url
+    proxy="$(go_proxy)" || die "no Go >= 1.21 on PATH, and no Go module proxy to fetch $GO_BOOTSTRAP_VERSION from: \
+install Go 1.21 or newer, or set GOPROXY to your module proxy's URL (GOPROXY=<url> make testenv)"
+    log "fetching Go $GO_BOOTSTRAP_VERSION from the Go module proxy $proxy"
     tmp="$(mktemp -d "$CACHE/.go-bootstrap.XXXXXX")"
-    url="https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-${GO_BOOTSTRAP_VERSION}.linux-${arch}.zip"
+    url="$proxy/golang.org/toolchain/@v/v0.0.1-${GO_BOOTSTRAP_VERSION}.linux-${arch}.zip"
     python3 - "$url" "$tmp" <<'PY'
 import io, os, sys, urllib.request, zipfile
 url, dest = sys.argv[1], sys.argv[2]
