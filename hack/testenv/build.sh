@@ -9,6 +9,8 @@
 #     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
 #     helm-<v>/helm                       built from helm.sh/helm/v3 (packaging tests: helm lint/template)
 #   prometheus, promtool                  Debian package (only if not already on PATH)
+#   lua5.1                                Debian package (only if not already on PATH): the
+#                                         Argo CD health-check tests run their Lua with it
 #
 # Why build instead of download: only the Go module proxy, PyPI and Debian are reachable from CI,
 # and there is no Docker. Everything here comes from those.
@@ -25,7 +27,8 @@ set -a; . "$ROOT/hack/versions.env"; set +a
 : "${GATEWAY_API_VERSION:?missing in hack/versions.env}"
 
 CACHE="${LAUNCHGATE_CACHE:-$HOME/.cache/launchgate}"
-# Used only when no usable `go` is installed: the toolchain is itself a module on the Go proxy.
+# Used only when no usable `go` is installed: the toolchain is itself a module, fetched from the
+# module proxy in $GOPROXY (or the installed go's GOPROXY; see go_proxy).
 GO_BOOTSTRAP_VERSION="${GO_BOOTSTRAP_VERSION:-go1.24.4}"
 mkdir -p "$CACHE"
 
@@ -40,23 +43,40 @@ as_root() {
 }
 
 # --- Go toolchain -----------------------------------------------------------------------------
+# The module proxy to bootstrap from: the first proxy URL in $GOPROXY, or else in the GOPROXY of
+# whatever `go` is installed (one too old to build with still knows where modules come from).
+# Prints nothing and fails when neither names one ("direct" and "off" are not proxies).
+go_proxy() {
+  local list="${GOPROXY:-}" entry entries=()
+  if [ -z "$list" ] && command -v go >/dev/null; then list="$(go env GOPROXY 2>/dev/null || true)"; fi
+  IFS=',|' read -r -a entries <<<"$list" # a list separated by ',' or '|'
+  for entry in "${entries[@]}"; do
+    entry="${entry//[[:space:]]/}"
+    case "$entry" in ''|direct|off) continue ;; esac
+    printf '%s\n' "${entry%/}"; return 0
+  done
+  return 1
+}
+
 # Go >= 1.21 fetches a newer toolchain by itself when a go.mod asks for one (GOTOOLCHAIN=auto),
 # so any such `go` will do. Without one, fetch the toolchain module straight from the proxy.
 ensure_go() {
   if command -v go >/dev/null; then
     local minor
-    minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+    minor="$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
     if [ -n "$minor" ] && [ "$minor" -ge 21 ]; then return; fi
-    log "installed $(go env GOVERSION) is too old; bootstrapping $GO_BOOTSTRAP_VERSION"
+    log "installed $(go version 2>/dev/null || echo go) is too old; bootstrapping $GO_BOOTSTRAP_VERSION"
   fi
   local arch dir
   case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; *) die "unsupported arch $(uname -m)" ;; esac
   dir="$CACHE/go-$GO_BOOTSTRAP_VERSION"
   if [ ! -x "$dir/bin/go" ]; then
-    log "fetching Go $GO_BOOTSTRAP_VERSION from the Go module proxy"
-    local tmp url
+    local proxy tmp url
+    proxy="$(go_proxy)" || die "no Go >= 1.21 on PATH, and no Go module proxy to fetch $GO_BOOTSTRAP_VERSION from: \
+install Go 1.21 or newer, or set GOPROXY to your module proxy's URL (GOPROXY=<url> make testenv)"
+    log "fetching Go $GO_BOOTSTRAP_VERSION from the Go module proxy $proxy"
     tmp="$(mktemp -d "$CACHE/.go-bootstrap.XXXXXX")"
-    url="https://proxy.golang.org/golang.org/toolchain/@v/v0.0.1-${GO_BOOTSTRAP_VERSION}.linux-${arch}.zip"
+    url="$proxy/golang.org/toolchain/@v/v0.0.1-${GO_BOOTSTRAP_VERSION}.linux-${arch}.zip"
     python3 - "$url" "$tmp" <<'PY'
 import io, os, sys, urllib.request, zipfile
 url, dest = sys.argv[1], sys.argv[2]
@@ -199,6 +219,20 @@ install_prometheus() {
   fi
 }
 
+# --- Lua 5.1 ----------------------------------------------------------------------------------
+# The Argo CD health checks (manifests/argocd) are Lua run by gopher-lua, a Lua 5.1; the tests run
+# them with Debian's lua5.1.
+install_lua() {
+  if command -v lua5.1 >/dev/null; then
+    log "lua5.1: $(command -v lua5.1) (already installed)"; return
+  fi
+  log "lua5.1: installing the Debian package"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq || die "apt-get update failed"
+  as_root apt-get install -y -qq --no-install-recommends lua5.1 || die "apt-get install lua5.1 failed"
+  command -v lua5.1 >/dev/null || die "lua5.1 is still not on PATH after installing it"
+}
+
 # --- Helm (packaging tests only: `helm lint` and `helm template` of charts/launchgate) --------
 build_helm() {
   local v="${HELM_VERSION:?missing in hack/versions.env}" dir="$CACHE/helm-${HELM_VERSION}"
@@ -224,6 +258,7 @@ log "cache: $CACHE ($(go env GOVERSION))"
 build_etcd
 fetch_gateway_api
 install_prometheus
+install_lua
 build_kubernetes
 build_helm
 
@@ -234,5 +269,6 @@ etcd:           $CACHE/etcd-$ETCD_VERSION/etcd
 gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
 prometheus:     $(command -v prometheus)
 promtool:       $(command -v promtool)
+lua5.1:         $(command -v lua5.1)
 EOF
 echo "helm:           $CACHE/helm-$HELM_VERSION/helm"

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from launchgate.core.policy import bundle_hash, load_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "examples" / "production-policy.yaml"
-SEED_HASH = bundle_hash(load_bundle(POLICY.read_text()))
+POLICY = ROOT / "examples" / "production-policy.yaml"  # a ConfigMap, key policy.yaml: the bundle
+SEED_TEXT = yaml.safe_load(POLICY.read_text())["data"]["policy.yaml"]
+SEED_HASH = bundle_hash(load_bundle(SEED_TEXT))
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,11 +79,11 @@ def test_eval_job_from_file_and_no_match_json(tmp_path: Path) -> None:
 
 
 def test_bundle_on_stdin() -> None:
-    p = run("eval", "-f", "-", "--topic", "job.repo.read", stdin=POLICY.read_text())
+    p = run("eval", "-f", "-", "--topic", "job.repo.read", stdin=SEED_TEXT)
     assert p.returncode == 0 and p.stdout.startswith("ALLOW by rule allow-read-only")
 
 
-BAD = POLICY.read_text().replace("decision: ALLOW_WITH_CONSTRAINTS", "decision: ALLOWED")
+BAD = SEED_TEXT.replace("decision: ALLOW_WITH_CONSTRAINTS", "decision: ALLOWED")
 
 
 def test_bad_bundle_exits_2_naming_rule_and_field(tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_bad_job_exits_2(args: list[str], stdin: str | None, message: str) -> No
 
 def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "dup.yaml"
-    path.write_text(POLICY.read_text().replace("    decision: DENY\n", "    decision: DENY\n    decision: ALLOW\n"))
+    path.write_text(SEED_TEXT.replace("    decision: DENY\n", "    decision: DENY\n    decision: ALLOW\n"))
     p = run("validate", "-f", str(path))
     assert p.returncode == 2
     assert p.stderr.strip() == "launchgate policy: invalid YAML at line 13, column 5: duplicate key 'decision'"
@@ -129,10 +131,10 @@ def test_missing_file_exits_2(tmp_path: Path) -> None:
 def test_configmap_and_agentrollout_wrappers(tmp_path: Path) -> None:
     import yaml
 
-    bundle = yaml.safe_load(POLICY.read_text())
+    bundle = yaml.safe_load(SEED_TEXT)
     cm = tmp_path / "cm.yaml"
     cm.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "agent-policy"},
-                                  "data": {"policy.yaml": POLICY.read_text()}}))
+                                  "data": {"policy.yaml": SEED_TEXT}}))
     p = run("eval", "-f", str(cm), "--topic", "job.repo.read")
     assert p.returncode == 0 and p.stdout.splitlines()[-1] == f"bundle: {SEED_HASH}"
     p = run("validate", "-f", str(cm), "--key", "other.yaml")

@@ -21,7 +21,8 @@ from launchgate.core.policy import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_TEXT = (ROOT / "examples" / "production-policy.yaml").read_text()
+# examples/production-policy.yaml is a ConfigMap; the bundle is its key policy.yaml.
+SEED_TEXT = yaml.safe_load((ROOT / "examples" / "production-policy.yaml").read_text())["data"]["policy.yaml"]
 SEED = load_bundle(SEED_TEXT)
 EGRESS_CONSTRAINTS = {"allowed_hosts": ["api.github.com", "api.slack.com"], "timeout_ms": 15000}
 
