@@ -43,11 +43,17 @@ def _find_lua() -> str | None:
 
 
 LUA = _find_lua()
-needs_lua = pytest.mark.skipif(
-    LUA is None,
-    reason="no Lua interpreter on PATH; install Debian's lua5.1 (apt-get install -y lua5.1), "
-           "the Lua version Argo CD's gopher-lua implements",
-)
+@pytest.fixture
+def _lua() -> str:
+    """The Lua interpreter; a missing one FAILS the test (like a missing control-plane binary)
+    rather than skipping it, so a machine without Lua never reports a green run."""
+    if LUA is None:
+        pytest.fail("no Lua interpreter on PATH: run `make testenv` (it installs Debian's lua5.1, the Lua "
+                    "version Argo CD's gopher-lua implements) or `apt-get install -y lua5.1`", pytrace=False)
+    return LUA
+
+
+needs_lua = pytest.mark.usefixtures("_lua")
 
 
 def health_script(kind: str) -> Path:
