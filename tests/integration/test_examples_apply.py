@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate.models import ConfigMapKeyReference, PolicyBundle
+from launchgate.api import ConfigMapKeyReference, PolicyBundle
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
