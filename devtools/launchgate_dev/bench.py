@@ -22,9 +22,10 @@ How things are measured, and why that way:
 
 - Evaluation lag comes from the operator's `launchgate_rollout_last_evaluated_timestamp_seconds`
   gauge (the end of each rollout's last pass), scraped from its /metrics three times per window
-  (a value lasts a whole interval, so no pass is missed; at 10,000 rollouts a scrape every window/6
-  was an eighth of the operator's CPU): each distinct value is one evaluation. (Prometheus' query log served until gate and trigger
-  queries became shared between rollouts and stopped naming a revision.) Lag is the gap between
+  (a value lasts a whole interval, so no pass is missed; at 10,000 rollouts, scraping more often
+  takes a noticeable share of the operator's CPU): each distinct value is one evaluation.
+  (Prometheus' query log cannot tell evaluations apart: gate and trigger queries are shared
+  between rollouts and name no revision.) Lag is the gap between
   consecutive evaluations of one rollout minus the window (the rollout's interval); the target is
   a gap of at most window + 5 s.
 - API requests come from kube-apiserver's own /metrics (apiserver_request_total by verb and
@@ -153,8 +154,8 @@ def last_evaluated(text: str, namespace: str) -> dict[str, float]:
     of its last pass, unix seconds) from one scrape of its /metrics.
 
     Only that family's lines are parsed: prometheus_client's parser, run over the whole exposition
-    of 10,000 rollouts every 10 s, was 45% of the harness's CPU, taken from the same two cores as
-    the operator it measures."""
+    of 10,000 rollouts every 10 s, would take a large share of the harness's CPU, from the same two
+    cores as the operator it measures."""
     out: dict[str, float] = {}
     prefix = LAST_EVALUATED + "{"
     for line in text.splitlines():
@@ -198,8 +199,8 @@ class EvaluationPoller(threading.Thread):
 
     def seen_until(self, t: float, timeout: float) -> bool:
         """Wait for a poll begun after `t`. Without it the evaluations after the last poll before
-        the end of a measurement went uncounted: at 10,000 rollouts, where a poll takes seconds,
-        that was a fifth of them."""
+        the end of a measurement go uncounted: at 10,000 rollouts, where a poll takes seconds, a
+        large share of them."""
         with self._polled:
             return self._polled.wait_for(lambda: self.last_poll_began >= t, timeout)
 
@@ -214,9 +215,9 @@ class EvaluationPoller(threading.Thread):
 
 
 class StatusWatch(threading.Thread):
-    """Every rollout's status, kept by one watch. The set-up's waits used to LIST every rollout
-    every 10 s: at 10,000 a 35 MB answer the API server encoded and this process decoded (a quarter
-    of the harness's CPU, on the cores the operator is measured on), and under load a 504."""
+    """Every rollout's status, kept by one watch, for the set-up's waits. A LIST of every rollout
+    every 10 s instead would be, at 10,000, tens of MB the API server encodes and this process
+    decodes, on the cores the operator is measured on, and under load a 504."""
 
     def __init__(self, custom: Any, namespace: str) -> None:
         super().__init__(daemon=True)
@@ -967,8 +968,8 @@ class SizeRun:
                 "interval": format_duration(self.o.window),
                 "progressDeadline": "24h",
                 # The harness's stand-in Deployment controller reports pods available; at 10,000 on a
-                # loaded API server it fell more than the default 10m behind, and canaries it had not
-                # reached yet were rolled back for pods that exist only in the harness.
+                # loaded API server it can fall more than the default 10m behind, and canaries it has
+                # not reached yet would be rolled back for pods that exist only in the harness.
                 "availabilityDeadline": "24h",
                 "phases": [
                     {"name": "Canary1", "weight": 5, "gates": [f"{name}-gate"], "minDuration": "24h",
@@ -1220,9 +1221,9 @@ class SizeRun:
         weight 0 (gatewayAPI) or its canary Deployment at 0 replicas (replicaRatio).
 
         Each sampled object is read every half second, and the time its answer arrived is taken
-        (an upper bound). A watch of every HTTPRoute, started again on each timeout without a
-        resourceVersion, began with 10,000 ADDED events at N = 10,000 and missed the changes made
-        meanwhile: 8 of 10 rollbacks went unseen, though every one of them happened."""
+        (an upper bound). Not a watch of every HTTPRoute: one started again on each timeout without a
+        resourceVersion begins with 10,000 ADDED events at N = 10,000 and misses the changes made
+        meanwhile, so rollbacks that happen go unseen."""
         while not stop.is_set():
             for name in sorted(sample - set(seen)):
                 try:

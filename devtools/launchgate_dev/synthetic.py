@@ -151,8 +151,8 @@ class Simulator:
 
     def jobs_total(self) -> dict[str, float]:
         """Jobs finished so far, by outcome (the `agent_jobs` family's values). The benchmark's
-        fleets export only this family: building every family of 500 simulators per scrape and
-        dropping all but one cost each of 40 fleet processes 2% of a core."""
+        fleets export only this family: building every family of 500 simulators per scrape only to
+        drop all but one would take CPU from the cores the operator is measured on."""
         with self._lock:
             self._advance(time.time())
             return dict(self.jobs)

@@ -1,6 +1,6 @@
 """The gate engine against a real Prometheus scraping real (synthetic) agent processes.
 
-Every value here went through a scrape, the TSDB and PromQL: the seed's gate, baseline ratios,
+Every value here went through a scrape, the TSDB and PromQL: the checklist's gate, baseline ratios,
 sustained rollback triggers judged from Prometheus' history, Prometheus going away, injection
 attempts, and the `launchgate` console script (check and backtest over backfilled history).
 Tests poll for conditions instead of sleeping fixed amounts, and isolate themselves by giving
@@ -68,7 +68,7 @@ def agents(prometheus: devenv.PrometheusServer) -> Iterator[Callable[..., Synthe
         agent.stop()
 
 
-# --------------------------------------------------------------------------- the seed's gate
+# --------------------------------------------------------------------------- the checklist's gate
 
 SEED_GATE = LaunchGateSpec.model_validate(
     {

@@ -81,7 +81,8 @@ def test_gate_status_is_the_live_contract(world: World) -> None:
 
 def test_a_gate_waiting_for_a_rollout_says_idle_and_pages_nobody(world: World) -> None:
     """Its queries need $canary, which only a rollout provides: no decision, no Event, no notification
-    (a blocker with onMissingData: fail used to block and page its owner while nothing was deployed)."""
+    (otherwise a blocker with onMissingData: fail would block and page its owner while nothing is
+    deployed)."""
     w = world
     w.apply({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate", "metadata": {"name": "contract"},
              "spec": {"window": "5s", "owners": {"reliability": "sre-oncall"},
@@ -105,8 +106,8 @@ def test_a_gate_waiting_for_a_rollout_says_idle_and_pages_nobody(world: World) -
 
 
 def test_a_spec_edit_is_acted_on_at_once_and_no_finalizer_is_left(world: World) -> None:
-    """Upgrading from a version that ran a Kopf daemon per object: its finalizer is taken off, and
-    nothing holds deletion any more. An edit is evaluated when it is seen, not an interval later."""
+    """A launchgate.dev/finalizer on a gate is taken off (nothing else would remove it), so nothing
+    holds its deletion. An edit is evaluated when it is seen, not an interval later."""
     w = world
     w.agent("v8", success_rate=0.995, p95_ms=1000)
     w.agent("v9", success_rate=0.995, p95_ms=1000)

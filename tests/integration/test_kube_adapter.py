@@ -103,7 +103,8 @@ def _svc(name: str, owner_uid: str) -> dict[str, Any]:
 
 def test_a_restarted_operator_lists_the_services_once_instead_of_reading_each(kubeconfig: Path,
                                                                                namespace: str) -> None:
-    """At 10,000 rollouts a restart read 20,000 Services one GET each (BENCHMARKS.md, session 14)."""
+    """Reading each Service with its own GET, a restart among 10,000 rollouts sends 20,000 of them
+    (see BENCHMARKS.md)."""
     first = Kube(_counting(kubeconfig))
     for name in ("a-stable", "a-canary", "b-stable", "b-canary", "c-stable"):
         first.core.create_namespaced_service(namespace, _svc(name, "uid-" + name[0]))

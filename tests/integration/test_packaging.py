@@ -317,7 +317,7 @@ ALLOWED = [
     ("watch", "launchgates.launchgate.dev", "-A"),
     ("patch", "agentrollouts.launchgate.dev", "--subresource=status"),
     ("patch", "launchgates.launchgate.dev", "--subresource=status"),
-    ("patch", "agentrollouts.launchgate.dev"),  # taking off an earlier version's finalizer (RBAC cannot tell it from a spec patch)
+    ("patch", "agentrollouts.launchgate.dev"),  # taking off a launchgate.dev/finalizer (RBAC cannot tell it from a spec patch)
     ("create", "decisionrecords.launchgate.dev"),
     ("list", "approvals.launchgate.dev", "-A"),
     ("list", "rolloutactions.launchgate.dev", "-A"),

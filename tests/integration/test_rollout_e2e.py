@@ -395,7 +395,8 @@ def test_operator_killed_repeatedly_skips_and_repeats_nothing(world: World) -> N
 
 def test_the_operator_outlives_an_api_server_outage(world: World, control_plane: Any) -> None:
     """Kopf gives up a request after 9 attempts by default, and a watch whose request gives up
-    stops the operator (seen at 10,000 rollouts while the API server rebuilt its watch cache).
+    stops the operator (as when the API server rebuilds its watch cache at 10,000 rollouts; see
+    BENCHMARKS.md).
     Here the operator reaches the API server through a TCP proxy that is cut for 30 of its
     longest retry delays; it keeps retrying, then acts on a change made during the outage."""
     w = world

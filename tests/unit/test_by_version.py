@@ -47,7 +47,7 @@ def test_forget_drops_the_value_and_keys_do_not_mix() -> None:
 
 
 def test_a_failure_is_not_held() -> None:
-    """An invalid spec is reported on every pass, as before: validation errors are not kept."""
+    """An invalid spec is reported again on every pass: validation errors are not kept."""
     held, calls = ByVersion(), []
 
     def bad() -> str:

@@ -71,7 +71,7 @@ def test_query_result_of_rejects_non_finite() -> None:
     assert QueryResult.of(math.inf).missing == "+Inf"
 
 
-# --------------------------------------------------------------------------- the seed's gate
+# --------------------------------------------------------------------------- the checklist's gate
 
 SEED = LaunchGateSpec.model_validate(
     {

@@ -54,8 +54,8 @@ def test_no_handler_needs_kopfs_last_handled_configuration() -> None:
 def test_only_kinds_with_few_objects_are_kopf_indexed() -> None:
     """Until every object of an indexed kind is indexed, Kopf holds every watched object's worker,
     and each indexed object wakes all of them twice: with a LaunchGate index, a start among 10,000
-    rollouts spent ~100 s at 100% CPU before its first pass. Gates are read from the scheduler's
-    bodies instead (handlers._gate_body)."""
+    rollouts spends ~100 s at 100% CPU before its first pass (see BENCHMARKS.md). Gates are read
+    from the scheduler's bodies instead (handlers._gate_body)."""
     import kopf
 
     from launchgate.controller import handlers

@@ -129,7 +129,7 @@ def test_approval_wait_histogram(served: tuple[OperatorMetrics, str]) -> None:
     key = {"namespace": "agents", "rollout": "a", "phase": "General"}
     assert s[("launchgate_approval_wait_seconds_count", lbl(**key))] == 2
     assert s[("launchgate_approval_wait_seconds_sum", lbl(**key))] == 6000
-    # The seed's Canary2 bar is a 15-minute median: 900 s is a bucket boundary.
+    # The checklist's Canary2 bar is a 15-minute median: 900 s is a bucket boundary.
     assert s[("launchgate_approval_wait_seconds_bucket", lbl(**key, le="900.0"))] == 1
     assert s[("launchgate_approval_wait_seconds_bucket", lbl(**key, le="7200.0"))] == 2
 
@@ -207,10 +207,10 @@ def test_the_served_text_says_what_the_registry_says_with_odd_label_values(serve
     assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="r3"))] == 100
     assert first[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="r3"))] == 3
     assert not series(s, "launchgate_rollout_info", rollout="r7")
-    # Decided but never evaluated: its decisions, no gauges (as prometheus_client showed it).
+    # Decided but never evaluated: its decisions, no gauges (as prometheus_client shows it).
     assert not series(s, "launchgate_rollout_phase_index", rollout="only-decided")
     assert text.count("# TYPE launchgate_rollout_info gauge") == 1
-    # Labels in name order, byte for byte as prometheus_client wrote them before.
+    # Labels in name order, byte for byte as prometheus_client writes them.
     assert 'launchgate_decisions_total{decision="hold",namespace="agents",rollout="r0"} 1.0\n' in text
     assert ('launchgate_rollout_info{canary_revision="rev0",namespace="agents",phase="P0",rollout="r0",'
             'state="Progressing"} 1.0\n') in text

@@ -1,4 +1,4 @@
-"""Dispatch-time policy: the seed's production-policy.yaml as a decision table, and bad bundles."""
+"""Dispatch-time policy: the checklist's production-policy.yaml as a decision table, and bad bundles."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The timetable that replaced a Kopf daemon per object: pure `Agenda` tables, then `Scheduler`
-on a real event loop (ordering and exclusivity only; no timed assertions)."""
+"""The timetable of every object's passes (not a Kopf daemon per object): pure `Agenda` tables,
+then `Scheduler` on a real event loop (ordering and exclusivity only; no timed assertions)."""
 
 from __future__ import annotations
 

@@ -384,7 +384,7 @@ def test_askers_who_waited_take_the_answer_even_when_the_query_outlasted_max_age
     prom.hold = threading.Event()
     shared = SharedQueries(prom, max_age=5.0, clock=clock)
     run_queued([lambda i=i: shared.query_template(TEMPLATE, variables(f"v{i}")) for i in range(8)], prom.hold)
-    assert len(prom.asked) == 1  # before: one query per waiting thread, in turn
+    assert len(prom.asked) == 1  # not one query per waiting thread, in turn
 
 
 def test_a_trigger_window_fetched_while_waiting_is_taken_even_when_slower_than_max_age() -> None:
@@ -637,9 +637,9 @@ def test_a_failed_window_is_not_reused_and_the_next_fetch_asks_for_all_steps() -
 
 def test_a_slow_prometheus_is_not_asked_back_to_back() -> None:
     """A shared query that takes 4 s of a 5 s max_age: one asker every half second for a minute.
-    Fetches start every 8 s (half the time spent fetching), answers are at most 3 x 4 s old. When
-    answers were fetched two durations ahead of a 2 x freshness, each fetch began as the last one
-    landed, and at 10,000 rollouts the operator spent most of its time on fleet-wide answers."""
+    Fetches start every 8 s (half the time spent fetching), answers are at most 3 x 4 s old. Fetched
+    two durations ahead of a 2 x freshness, each fetch would begin as the last one lands, and at
+    10,000 rollouts the operator would spend most of its time on fleet-wide answers."""
     clock = Clock()
     prom = TimedProm(clock, took=4.0)
     shared = SharedQueries(prom, max_age=5.0, clock=clock)
@@ -650,5 +650,5 @@ def test_a_slow_prometheus_is_not_asked_back_to_back() -> None:
         answer = shared._answers[next(iter(shared._answers))]
         oldest = max(oldest, clock.t - answer.at)
         clock.t += 0.5
-    assert len(prom.asked) <= 8  # 60 s / 8 s; back to back it was 14
+    assert len(prom.asked) <= 8  # 60 s / 8 s; back to back it would be 14
     assert oldest <= 12.0

@@ -31,8 +31,8 @@ GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
 def load_config(kubeconfig: str | None = None, pool_size: int = 96) -> client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig (KUBECONFIG or the given path).
 
-    The connection pool matches the worker threads: the client's default of 10 made the
-    benchmark's 32 workers open and drop connections thousands of times a run.
+    The connection pool matches the worker threads: with the client's default of 10, every
+    request beyond ten at once opens a connection and drops it afterwards.
     """
     cfg = client.Configuration()
     try:
@@ -50,9 +50,9 @@ def throttled(hook: Callable[[Any], None], every: float,
     """The client's credential refresh hook, run at most once per `every` seconds.
 
     The client calls it before every request. The kubeconfig loader's hook re-applies the whole
-    cluster config each time (setting `host` scans the environment for proxies): 4% of the
-    operator's CPU while 10,000 rollouts were set up. What it is for, a token that expires or is
-    rotated, is checked minutes ahead, so seconds of delay cost nothing."""
+    cluster config each time (setting `host` scans the environment for proxies), a noticeable
+    share of the operator's CPU when it sends many requests. What it is for, a token that expires or
+    is rotated, is checked minutes ahead, so seconds of delay cost nothing."""
     lock = threading.Lock()
     last = [-float("inf")]
 
@@ -71,10 +71,10 @@ class WriteLimiter:
     """At most `qps` writes a second on average and `burst` at once, as client-go's QPS and Burst
     (and Argo Rollouts' and Flagger's flags of those names) bound a controller's requests.
 
-    Found at 10,000 rollouts on a 2-core machine: once the passes no longer waited for gate status
-    writes, the canary start wrote faster than kube-apiserver's watch cache of AgentRollouts could
-    follow; the cache fell a compaction period behind etcd and was rebuilt for minutes, during which
-    every watch and LIST of rollouts failed. A write waits here, in its worker thread, until it may
+    Passes do not wait for gate status writes, so a canary start of thousands of rollouts can write
+    faster than kube-apiserver's watch cache of AgentRollouts follows; the cache then falls a
+    compaction period behind etcd and is rebuilt for minutes, during which every watch and LIST of
+    rollouts fails (see BENCHMARKS.md). A write waits here, in its worker thread, until it may
     go; `acquire` says how long it waited. Each write reserves its slot under the lock and sleeps
     outside it, so writers are served in the order they came."""
 
@@ -138,11 +138,11 @@ def slim(body: Any, last_applied: bool = False) -> dict[str, Any]:
 class Packed:
     """A slimmed body kept as compact JSON until a pass needs it (`unpack`).
 
-    At 10,000 rollouts the scheduler's and the gate index's bodies, kept as dicts, were about 200
-    MiB of the operator's 610 MiB of live objects (11 KiB per rollout, 8 per gate); as JSON bytes
-    they are 2-3 KiB each. Each `unpack` is a new dict, so a pass can never edit what the next
-    one reads. orjson, not json: at 10,000 idle rollouts the stdlib's decoding was 7% of the
-    operator's CPU (a rollout body: 168 -> 30 µs to decode, 145 -> 12 µs to encode).
+    The scheduler keeps a body for every rollout and gate; as dicts they would be a large part of
+    the operator's memory at 10,000 rollouts, as compact JSON bytes they take several times less.
+    Each `unpack` is a new dict, so a pass can never edit what the next one reads. orjson, not
+    json: every watch event encodes a body and every pass decodes one, and orjson does both
+    several times faster than the stdlib.
     """
 
     __slots__ = ("_raw", "generation")
@@ -172,17 +172,17 @@ class Known:
     """The last known state of the objects the operator drives (its Deployments and HTTPRoutes),
     kept from its own reads and writes and updated by the watch.
 
-    Without it every pass read two Deployments and an HTTPRoute to find nothing to do: a quarter of
-    the operator's CPU at steady state. The watch replaces an entry whenever someone else changes
-    the object (a GitOps tool resetting weights, a person scaling a Deployment), so drift is still
-    corrected on the next pass.
+    Without it every pass would read two Deployments and an HTTPRoute to find nothing to do, a large
+    share of the operator's CPU at steady state. The watch replaces an entry whenever someone else
+    changes the object (a GitOps tool resetting weights, a person scaling a Deployment), so drift is
+    still corrected on the next pass.
 
     An entry is re-read when it gets old, like an informer's resync, so that a watch that is down
     or not allowed cannot leave the operator blind. How old depends on whether the watch has shown
     this very version (the operator's own write coming back, or a listing after a reconnect): then
     the watch is known to work for the object and `confirmed_resync` (long) applies; otherwise
-    `resync` (short). A 5-minute re-read of every entry was 100 GETs/s at 10,000 rollouts while the
-    watches were healthy. An object a read found missing (a rollout's canary Deployment between
+    `resync` (short). A 5-minute re-read of every entry would be 100 GETs/s at 10,000 rollouts
+    with healthy watches. An object a read found missing (a rollout's canary Deployment between
     rollouts) has no version to confirm: it gets the long resync once the watch of its kind has
     delivered anything, since a watch that works reports a creation. Expiries are spread over
     `spread` of the interval by a hash of the key, so objects created together are not all read
@@ -494,13 +494,15 @@ class Kube:
 
     def ensure_service(self, namespace: str, body: dict[str, Any], label: str | None = None) -> None:
         """Create if missing. Once seen, a Service is not read again every pass: nothing about
-        it changes, and the reads were a quarter of the operator's API traffic at steady state.
+        it changes, and reading it every pass would be a large share of the operator's API traffic
+        at steady state.
 
         With `label` (a key every such Service carries), the first Service a process needs in a
-        namespace LISTs them all: a restart among 10,000 rollouts otherwise read their 20,000
-        Services one GET each, most of its API requests before every rollout was evaluated again.
-        A Service not listed is created at once; a listed one counts as there only when owned by
-        the same object, any other (a rollout deleted and created again since) is read as before."""
+        namespace LISTs them all: otherwise a restart among 10,000 rollouts reads their 20,000
+        Services one GET each, most of its API requests until every rollout is evaluated again (see
+        BENCHMARKS.md). A Service not listed is created at once; a listed one counts as there only
+        when owned by the same object, any other (a rollout deleted and created again since) is read
+        on its own."""
         name = body["metadata"]["name"]
         uid = body["metadata"]["ownerReferences"][0]["uid"]
         key = (namespace, name, uid)
@@ -554,7 +556,7 @@ class Kube:
 
     def ensure_configmap(self, namespace: str, body: dict[str, Any]) -> None:
         """Create once: policy ConfigMaps are immutable and named by their content's hash, so once
-        this process has seen one it is not read again (it was a GET every pass)."""
+        this process has seen one it is not read again (rather than a GET every pass)."""
         key = (namespace, body["metadata"]["name"], "")
         if key in self._configmaps_kept:
             return
@@ -695,8 +697,9 @@ class StatusWriter:
     """Status patches written by a few threads of their own, so that a pass does not wait for them.
 
     For what people read, not what a decision reads: a LaunchGate's status (`kubectl get
-    launchgates`). At 10,000 rollouts the passes rewrote gate statuses 35 times a second (mostly the
-    5-minute heartbeat), each holding one of the workers for a PATCH to a loaded API server.
+    launchgates`). Written inside a pass, each status write would hold one of the workers for a
+    PATCH to a possibly loaded API server, and at 10,000 gates the 5-minute heartbeat alone is 33
+    writes a second (see BENCHMARKS.md).
 
     Only the latest patch per object waits: a newer one is merged into one not sent yet, so a slow
     API server gets fewer writes, never a backlog of stale ones, and one object's writes never

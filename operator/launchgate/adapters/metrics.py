@@ -28,7 +28,8 @@ from prometheus_client.utils import floatToGoString
 EvaluationKind = Literal["rollout", "gate"]
 NotificationResult = Literal["sent", "failed", "dropped"]
 
-# Approvals are human: seconds to a day. 900 s is the seed's "approval queue median <= 15 min".
+# Approvals are human: seconds to a day. 900 s is the AI Agent Production Deployment Checklist's
+# "approval queue median <= 15 min".
 APPROVAL_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 # One evaluation is a handful of PromQL queries plus API reads: milliseconds to a query timeout.
 EVALUATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -74,7 +75,7 @@ class _Row:
     def parts(self) -> tuple[str, ...]:
         """Each family's lines of this row (see _ROLLOUT_FAMILIES), built once per change."""
         if self.text is None:
-            # Labels in name order, as prometheus_client wrote them (dashboards may match the text).
+            # Labels in name order, as prometheus_client writes them (dashboards may match the text).
             ns, ro = self.ns, self.rollout
             lb = f"{ns},{ro}"
             decisions = "".join(f'launchgate_decisions_total{{decision="{_escape(d)}",{lb}}} {floatToGoString(n)}\n'
@@ -98,8 +99,8 @@ class _Row:
 class _RolloutBoard:
     """The per-rollout series, outside prometheus_client's registry.
 
-    Through the registry, /metrics at 10,000 rollouts (60,000 series) took 1.7 s per scrape: a
-    label dict and a Sample per series, formatted again on every scrape, and gzipped. Here each
+    Through the registry, every scrape builds a label dict and a Sample per series, formats them
+    again and gzips them: seconds per scrape at 10,000 rollouts (60,000 series). Here each
     rollout's lines are formatted when its values change and a scrape joins them. `collect` still
     offers them as metric families, so the registry's readers (get_sample_value) see them too."""
 
@@ -224,7 +225,7 @@ class OperatorMetrics:
             row.text = None
 
     def observe_approval_wait(self, ns: str, rollout: str, phase: str, seconds: float) -> None:
-        """Record how long a granted approval waited; the seed's Canary2 gate is about this queue."""
+        """Record how long a granted approval waited; the checklist's Canary2 gate is about this queue."""
         with self._lock:
             self.board.row(ns, rollout).approval_phases.add(phase)
             self.approval_wait.labels(namespace=ns, rollout=rollout, phase=phase).observe(max(0.0, seconds))
@@ -273,7 +274,7 @@ class OperatorMetrics:
         """Serve `/metrics` on a daemon thread; returns the HTTP server.
 
         Port 0 picks a free port (`server.server_address[1]`); call `server.shutdown()` to stop.
-        Always the plain text format, never gzipped: compressing megabytes on every scrape cost
+        Always the plain text format, never gzipped: compressing megabytes on every scrape costs
         the operator more CPU than the bytes cost the network."""
         metrics = self
 

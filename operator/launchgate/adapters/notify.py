@@ -1,9 +1,10 @@
 """Owner notifications: a webhook on block, rollback and approval request, with retries.
 
-The seed's launch-gate contract names owners (reliability, governance, cost) so that a failing
-gate pages someone accountable; "we will watch dashboards" is what it warns against. The operator
-therefore pushes an event to one operator-wide webhook (generic JSON, or Slack-compatible), and
-the payload carries the owners and escalation contacts so the receiver routes it.
+The AI Agent Production Deployment Checklist's launch-gate contract names owners (reliability,
+governance, cost) so that a failing gate pages someone accountable; "we will watch dashboards" is
+what it warns against. The operator therefore pushes an event to one operator-wide webhook
+(generic JSON, or Slack-compatible), and the payload carries the owners and escalation contacts so
+the receiver routes it.
 
 Why one URL from the operator's environment and not a URL per owner in the LaunchGate spec:
 anyone who may edit a LaunchGate could otherwise make the operator POST to any address inside
@@ -96,7 +97,7 @@ def _fmt_value(v: float | None) -> str:
 def build_payload(event: Notification, fmt: PayloadFormat = "json") -> dict[str, Any]:
     """The request body for one notification: generic JSON, or Slack's `{text, blocks}`.
 
-    Generic JSON uses snake_case keys like the seed's launch-gate-contract.json and carries a
+    Generic JSON uses snake_case keys like the checklist's launch-gate-contract.json and carries a
     `schema` string so receivers can evolve with it. The Slack form keeps `text` as the fallback
     that notifications and screen readers show; the blocks carry the evidence.
     """

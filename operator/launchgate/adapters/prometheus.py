@@ -176,13 +176,12 @@ class PrometheusSource:
         )
         if resp.status_code != 200:
             raise PrometheusApiClientException(f"HTTP Status Code {resp.status_code} ({resp.content!r})")
-        # orjson, not requests' json(): a fleet-wide answer is megabytes, and decoding it was 15% of
-        # the operator's CPU at 10,000 rollouts; orjson decodes it 1.6x as fast (2.2 MB vector:
-        # 60 -> 38 ms; 3.8 MB matrix: 131 -> 81 ms).
+        # orjson, not requests' json(): a fleet-wide answer is megabytes, decoding it is a large
+        # share of the operator's CPU at 10,000 rollouts, and orjson decodes it faster.
         return orjson.loads(resp.content)["data"]
 
     def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
-        # Always a POST body: long URLs are cut by proxies, and re-quoting a URL cost more CPU
+        # Always a POST body: long URLs are cut by proxies, and re-quoting a URL costs more CPU
         # than form-encoding a body.
         return self._ask(promql, self._params(at), "/api/v1/query", matrix=False)
 

@@ -1,20 +1,19 @@
 """Rollouts that ask the same gate query share one Prometheus query.
 
-Without this every rollout sent each of its gate's queries every pass, so Prometheus load and the
-operator's client CPU grew with the number of rollouts (4 queries per evaluation in the N = 1,000
-benchmark). `promql_batch` turns a query template into one batched query per *shape* whose result
-holds every rollout's answer; `SharedQueries` sends it about once per `max_age` seconds (when
-Prometheus is slower than that allows: once per twice its answer time for gates, back to back for
-rollback triggers) and hands each rollout its own series. So queries grow
-with distinct gates x blockers, not with rollouts.
+Without this every rollout would send each of its gate's queries every pass, so Prometheus load and
+the operator's client CPU would grow with the number of rollouts. `promql_batch` turns a query
+template into one batched query per *shape* whose result holds every rollout's answer;
+`SharedQueries` sends it about once per `max_age` seconds (when Prometheus is slower than that
+allows: once per twice its answer time for gates, back to back for rollback triggers) and hands
+each rollout its own series. So queries grow with distinct gates x blockers, not with rollouts.
 
 The price is freshness: a rollout may be judged on an answer up to `max_age` old (a few seconds,
 against gate windows of minutes), which is the same as having been evaluated that much earlier;
 when Prometheus takes longer than a third of `max_age` to answer, up to three times its answer
 time old (rollback triggers: twice, see TRIGGER_PACE).
 A shape that cannot be proven batchable, an explicit evaluation time (backtests), or a batched
-query refused for its size (e.g. Prometheus' sample limit) falls back to one query per rollout, as
-before. One that failed because Prometheus is down or overloaded does not: every rollout gets that
+query refused for its size (e.g. Prometheus' sample limit) falls back to one query per rollout.
+One that failed because Prometheus is down or overloaded does not: every rollout gets that
 failure (missing data: gates hold, triggers do not fire), as its own query would have.
 
 Rollback triggers are shared the same way, one level down: instead of each rollout's
@@ -67,9 +66,9 @@ class _Pace:
 
 
 # Gate answers: at most every other stretch of time is spent fetching. At 2x and 2 ahead a slow
-# Prometheus was asked back to back: at 10,000 rollouts the operator spent 39% of its CPU decoding
-# and splitting fleet-wide answers fetched one after another, on a Prometheus slowed by them. A gate
-# must pass for a phase's minimum duration, so an answer a few seconds older costs little.
+# Prometheus would be asked back to back, and at 10,000 rollouts the operator would spend much of its
+# CPU decoding and splitting fleet-wide answers fetched one after another, on a Prometheus slowed by
+# them. A gate must pass for a phase's minimum duration, so an answer a few seconds older costs little.
 GATE_PACE = _Pace(stretch=3.0, ahead=1.0)
 # Rollback triggers keep the freshest answers a slow Prometheus allows (fetched back to back once it
 # takes half of max_age): how old a trigger's data is, is how late traffic leaves a bad canary.
@@ -95,7 +94,7 @@ class _Chunk:
 
     A window fetched again keeps its settled steps by keeping (and narrowing) the chunks that hold
     them: no per-identity copy of the samples. Copying every identity's kept samples into new lists
-    on each fetch was a quarter of the operator's CPU at 2,000 rollouts (py-spy)."""
+    on each fetch would be a large share of the operator's CPU at thousands of rollouts."""
 
     lo: int
     hi: int
@@ -151,8 +150,8 @@ class _Malformed(Exception):
 
 def overloaded(error: str) -> bool:
     """A batched query that failed because Prometheus is down, overloaded or too slow: asked per
-    rollout instead, it fails the same way thousands of times. At 10,000 rollouts a timed-out
-    shared query turned into ~3,000 queries a window and the operator fell minutes behind. Only a
+    rollout instead, it fails the same way thousands of times, each query adding to the load of a
+    Prometheus already too slow for one, and the operator falls behind (see BENCHMARKS.md). Only a
     query refused for its size (e.g. too many samples) is worth asking per rollout."""
     return error.startswith(UNREACHABLE) or any(mark in error for mark in ("(HTTP 503", "(HTTP 429", ", timeout)"))
 
@@ -182,7 +181,7 @@ class SharedQueries:
         for the steps newer than that (see `_fetch_window`)."""
         # The shared queries may have a longer timeout than a rollout's own (see handlers): one of
         # them answers for every rollout, and one cut off at the timeout is Prometheus' work thrown
-        # away, asked again at once; at 10,000 rollouts half the trigger windows ended that way.
+        # away, asked again at once.
         self.batched = source if batched is None else batched
         self.max_age = max_age
         self._clock = clock
@@ -245,15 +244,15 @@ class SharedQueries:
 
         Fresh means at most `age` old, or `pace.stretch` times as long as the last fetch took when that is more:
         when Prometheus needs longer than `age` to answer, waiting for a new answer buys no
-        fresher data than the one in hand, and at 10,000 rollouts every pass queued behind each
-        expired answer in turn (31 of 32 workers on these locks, 3 passes a second). How long
+        fresher data than the one in hand, and every pass would queue behind each expired answer in
+        turn (at 10,000 rollouts, nearly every worker waiting on these locks). How long
         fetches take is exported (launchgate_shared_query_duration_seconds).
 
         Near the end of its freshness (less than `pace.ahead` times the last fetch's duration left) an answer is
         fetched again ahead of time by one asker while the others go on with it, also past its
         freshness if that fetch runs long; so an answer is at most its freshness plus one fetch
         (bounded by the Prometheus timeout) old. An asker that waited for a fetch takes its answer
-        whatever its age: judged by age alone, every waiter asked again in turn, one query per pass.
+        whatever its age: judged by age alone, every waiter would ask again in turn, one query per pass.
         """
         current = store.get(key)
         with self._guard:
@@ -334,7 +333,7 @@ class SharedQueries:
 
     def _trigger_alone(self, trigger: RollbackTrigger, canary_template: str, baseline_template: str | None,
                        variables_canary: Mapping[str, str], variables_stable: Mapping[str, str]) -> TriggerResult:
-        """Today's one query per rollout and trigger."""
+        """One query per rollout and trigger: the fallback when the trigger cannot be shared."""
         try:
             canary = render(canary_template, variables_canary)
             baseline = render(baseline_template, variables_stable) if baseline_template is not None else None
@@ -376,11 +375,11 @@ class SharedQueries:
         The steps the previous window already holds and that were at least `settle` (and two
         steps) old when it was fetched are taken from it; the range query asks only for the newer
         ones. Steps sit on absolute multiples of the step, so old and new line up. A window of
-        `for: 5m` at 30 s steps is asked for ~2 steps instead of 10; at 10,000 rollouts the range
-        query was the costliest thing Prometheus did for the operator, and its answer the costliest
-        thing the operator parsed. A step's value is the same as a full query's as long as nothing
-        lands in Prometheus for a time more than `settle` in the past: a scrape lands within its
-        scrape timeout (10 s by default); raise `settle` for slower ingestion (remote write).
+        `for: 5m` at 30 s steps is asked for ~2 steps instead of 10; asked whole, at 10,000 rollouts
+        the range query is the costliest thing Prometheus does for the operator, and its answer the
+        costliest thing the operator parses. A step's value is the same as a full query's as long as
+        nothing lands in Prometheus for a time more than `settle` in the past: a scrape lands within
+        its scrape timeout (10 s by default); raise `settle` for slower ingestion (remote write).
         """
         fetched = self._clock()
         queries, _, step_ms = plan.key
@@ -498,9 +497,9 @@ def _matrix_by_identity(raw: RawResponse, labels: tuple[str, ...],
         if "histograms" in series:
             raise _Malformed("native histogram samples")
         # Kept as decoded, [time, "value"]: the value is converted by the one rollout that reads
-        # it (gates._steps_of), not for every identity at every fetch. Converting every sample of a
-        # fleet-wide window was 7% of the operator's CPU at 2,000 rollouts (py-spy), and a window
-        # is fetched several times for each time one rollout reads it.
+        # it (gates._steps_of), not for every identity at every fetch: converting every sample of a
+        # fleet-wide window costs CPU in proportion to the fleet, and a window is fetched several
+        # times for each time one rollout reads it.
         out: Series = series["values"]
         if not on_steps.issuperset([t for t, _ in out]):
             raise _Malformed("a sample off the subquery's steps")

@@ -55,7 +55,7 @@ class Target(_Spec):
 
 
 class Blocker(_Spec):
-    """One launch-blocking row of the seed's checklist, made executable."""
+    """One launch-blocking row of the AI Agent Production Deployment Checklist, made executable."""
 
     name: str = Field(max_length=63, pattern=NAME_PATTERN)
     query: str = Field(

@@ -59,7 +59,7 @@ class PolicyRule(_Spec):
 
 
 class PolicyBundle(_Spec):
-    """The seed's production-policy.yaml: rules evaluated in order, first match decides."""
+    """The AI Agent Production Deployment Checklist's production-policy.yaml: rules in order, first match decides."""
 
     version: str = Field(default="v1", max_length=32)
     rules: list[PolicyRule] = Field(

@@ -228,7 +228,8 @@ class AgentRolloutSpec(_Spec):
         default=None,
         min_length=1,
         max_length=10,
-        description="Defaults to the seed's ReplayGate, Canary1, Canary2, General.",
+        description="Defaults to the phases of the AI Agent Production Deployment Checklist: ReplayGate, "
+        "Canary1, Canary2, General.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
@@ -249,7 +250,7 @@ class AgentRolloutSpec(_Spec):
 
 
 def default_phases() -> list[Phase]:
-    """The seed's canary table. Gates are referenced by name: a missing gate holds, never passes."""
+    """The checklist's canary table. Gates are referenced by name: a missing gate holds, never passes."""
     return [
         Phase(name="ReplayGate", weight=0, gates=["replay"]),
         Phase(name="Canary1", weight=5, gates=["canary1"]),

@@ -1,4 +1,5 @@
-"""`launchgate`: the seed's gate-check.sh done properly, plus a backtester.
+"""`launchgate`: the gate-check.sh of the AI Agent Production Deployment Checklist done properly,
+plus a backtester.
 
     launchgate check -f gate.yaml --prometheus http://prometheus:9090 --var canary=v2 --var stable=v1
     launchgate backtest -f gate.yaml --prometheus URL --from -6h --to now --step 10m

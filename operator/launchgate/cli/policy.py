@@ -6,10 +6,10 @@
     launchgate policy validate -f production-policy.yaml
 
 Exit codes are the contract for an agent platform's dispatcher, which calls this before it
-persists or routes a job (the seed's controls 1 and 2): 0 the job may run (ALLOW, or
-ALLOW_WITH_CONSTRAINTS — enforce the printed constraints), 3 it needs a human approval first,
-1 it is denied, 2 the question could not be answered (bad bundle, bad job). 2 must be treated as
-a denial too: a dispatcher that cannot ask the policy must not dispatch.
+persists or routes a job (controls 1 and 2 of the AI Agent Production Deployment Checklist): 0 the
+job may run (ALLOW, or ALLOW_WITH_CONSTRAINTS — enforce the printed constraints), 3 it needs a
+human approval first, 1 it is denied, 2 the question could not be answered (bad bundle, bad job).
+2 must be treated as a denial too: a dispatcher that cannot ask the policy must not dispatch.
 
 `-f` takes the bundle itself, a ConfigMap holding it (key `policy.yaml`, or `--key`), or an
 AgentRollout with an inline `spec.policy.bundle`, so the file the operator ships is the file

@@ -15,7 +15,7 @@ import kopf
 
 class _QuietSuccess(logging.Filter):
     """Kopf logs "Handler ... succeeded." for every watch event it hands over: at thousands of
-    rollouts that was nine lines in ten of the log, and time spent formatting them."""
+    rollouts that is most lines of the log, and time spent formatting them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.levelno == logging.INFO and record.getMessage().endswith(" succeeded."))
@@ -23,8 +23,8 @@ class _QuietSuccess(logging.Filter):
 
 def few_malloc_arenas(arenas: int = 2) -> None:
     """glibc gives every thread that allocates its own malloc arena (up to eight per core), and each
-    keeps the memory its thread freed: with the worker threads that was tens of MiB of RSS for no
-    speed we could measure. Applies to threads started later; MALLOC_ARENA_MAX, if set, wins."""
+    keeps the memory its thread freed: with dozens of worker threads that adds up to much RSS for
+    no measurable gain in speed. Applies to threads started later; MALLOC_ARENA_MAX, if set, wins."""
     if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
         return
     try:
@@ -35,11 +35,11 @@ def few_malloc_arenas(arenas: int = 2) -> None:
 
 def fewer_gc_passes(young: int = 50_000, middle: int = 20) -> None:
     """CPython runs a collection every 700 new container objects. Decoding one fleet-wide
-    Prometheus answer (20,000 series at 10,000 rollouts) makes hundreds of thousands, so the
-    collector ran hundreds of times a fetch and, as the answers survived, walked the whole heap
-    again and again: two thirds of a fetch's CPU in a microbenchmark (BENCHMARKS.md). Almost
-    nothing this process makes is cyclic garbage, so rarer young collections cost no memory we
-    could see. What is loaded at start-up (modules, Kopf) is frozen out of the collector's walks."""
+    Prometheus answer (20,000 series at 10,000 rollouts) makes hundreds of thousands, so with the
+    defaults the collector runs hundreds of times a fetch and, as the answers survive, walks the
+    whole heap again and again: most of a fetch's CPU (see BENCHMARKS.md). Almost nothing this
+    process makes is cyclic garbage, so rarer young collections cost no measurable memory. What is
+    loaded at start-up (modules, Kopf) is frozen out of the collector's walks."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(young, middle, gc.get_threshold()[2])

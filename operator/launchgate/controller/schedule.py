@@ -2,9 +2,10 @@
 
 A Kopf daemon costs a task, a coroutine chain, a stopper and a live copy of the full body for as
 long as the object exists, plus a finalizer patched onto the object when it is first seen. At
-thousands of rollouts that was most of the operator's memory, and the finalizer patches of a first
-start were a burst of writes the API server answered with 429s. Here an object is an entry in a
-dict and a heap: its slimmed body, when it is due, and a little state the pass keeps between runs.
+thousands of rollouts that is most of the operator's memory, and the finalizer patches of a first
+start are a burst of writes the API server answers with 429s (see BENCHMARKS.md). Here an object is
+an entry in a dict and a heap: its slimmed body, when it is due, and a little state the pass keeps
+between runs.
 
 `Agenda` is the pure part (no I/O, no clock of its own) and is tested with tables; `Scheduler`
 runs it on the event loop with at most `concurrency` passes in flight.
@@ -121,10 +122,10 @@ class Agenda:
         changed meanwhile). False when the object went away during the pass: the caller cleans up.
 
         Counted from when the pass was due, not from when it ended: counted from the end, every
-        wait for a free worker and every pass's own duration pushed all later passes back, so under
-        load each object was evaluated every interval plus a few seconds (p50 2.7 s late at 10,000
-        rollouts). A pass that ended more than half a delay late gets at least half a delay's rest:
-        behind schedule, objects come round less often than asked, never more."""
+        wait for a free worker and every pass's own duration would push all later passes back, so
+        under load each object would be evaluated every interval plus a few seconds. A pass that
+        ended more than half a delay late gets at least half a delay's rest: behind schedule,
+        objects come round less often than asked, never more."""
         entry.running = False
         if entry.removed or self.entries.get(key) is not entry:
             if self.entries.get(key) is entry:

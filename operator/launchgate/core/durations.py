@@ -21,7 +21,8 @@ def parse_duration(text: str) -> float:
     """Seconds in `text`; ValueError names the bad input, since it usually comes from a user's YAML.
 
     Cached: a pass reads the same few durations (interval, windows, trigger steps) about ten times
-    per rollout, and parsing them each time was a tenth of a shared trigger's cost per rollout."""
+    per rollout, and parsing them each time would be a noticeable part of a shared trigger's cost
+    per rollout."""
     if not isinstance(text, str):
         raise ValueError(f"invalid duration {text!r}: expected e.g. 30s, 10m, 1h30m")
     return _parse(text)

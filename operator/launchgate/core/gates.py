@@ -352,7 +352,8 @@ def _rfc3339(t: datetime) -> str:
 
 
 def contract_json(spec: LaunchGateSpec, result: GateResult, gate_name: str, evaluated_at: datetime) -> dict[str, Any]:
-    """The seed's launch-gate-contract.json, made live: targets, values, pass, owners, decision."""
+    """The AI Agent Production Deployment Checklist's launch-gate-contract.json, made live: targets,
+    values, pass, owners, decision."""
     by_name = {r.name: r for r in result.blockers}
     blockers: dict[str, Any] = {}
     for b in spec.blockers:
@@ -588,7 +589,7 @@ def trigger_steps(trigger: RollbackTrigger, at_ms: int) -> list[int] | None:
     """The timestamps (ms) of the subquery's steps when `sustained_trigger_query` runs at `at_ms`.
 
     Prometheus puts a subquery's steps on absolute multiples of its step. Whether a step exactly
-    `for` before the evaluation time counts changed between versions (2.x: [at-for, at], checked
+    `for` before the evaluation time counts differs between versions (2.x: [at-for, at], checked
     against 2.42; 3.x: (at-for, at]), so when `at_ms` or `at_ms - for` is a multiple of the step the
     answer depends on the server and this returns None: ask `trigger_eval_time` for a time that
     does not. Otherwise the steps are the multiples strictly inside (at-for, at), on every version.

@@ -1,7 +1,8 @@
-"""Dispatch-time policy: the seed's controls 1 and 2, "policy before dispatch", as a pure function.
+"""Dispatch-time policy: controls 1 and 2 of the AI Agent Production Deployment Checklist, "policy
+before dispatch", as a pure function.
 
 An agent platform asks, for every job it is about to persist or route to a worker, "may this run?".
-The answer comes from the rollout's policy bundle (the seed's `production-policy.yaml`): rules are
+The answer comes from the rollout's policy bundle (the checklist's `production-policy.yaml`): rules are
 checked in order and the first whose `match` fits the job decides — DENY, REQUIRE_APPROVAL,
 ALLOW_WITH_CONSTRAINTS (with the constraints the worker must enforce) or ALLOW.
 

@@ -395,7 +395,7 @@ def render(query: str, variables: Mapping[str, str]) -> str:
 
 @lru_cache(maxsize=1024)
 def _compiled(query: str, names: frozenset[str]) -> tuple[_Part, ...]:
-    """Rendering read the query character by character for every rollout at every pass (7% of
-    the operator's CPU at 2,000 rollouts, by py-spy). Queries are few, so each is read once."""
+    """Reading the query character by character for every rollout at every pass would cost CPU in
+    proportion to the fleet; queries are few, so each is read once."""
     return _Compiler(query, names).compile()
 

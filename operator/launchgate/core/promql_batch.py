@@ -6,7 +6,7 @@ aggregation by the identity labels gives one query whose result holds every roll
 under its own label values; `split_vector` then hands each rollout the series it would have got.
 
 That rewrite is only sound for a small, closed part of PromQL, so `batch_shape` parses the query and
-answers None ("query per rollout as today") for anything it cannot prove equivalent. The argument,
+answers None ("query per rollout") for anything it cannot prove equivalent. The argument,
 per node of the query: the batched result restricted to one identity's label values equals the
 per-rollout result with the identity labels added. Selectors: an equality matcher on a non-empty
 value is the same as that restriction. Label-preserving functions and arithmetic keep it.
@@ -615,7 +615,7 @@ def _has_nonempty_matcher(sel: _Selector) -> bool:
 
 
 def batch_shape(template: str, variables: Mapping[str, str]) -> Shape | None:
-    """None when the template is not provably batchable; then the caller queries per rollout as today.
+    """None when the template is not provably batchable; then the caller queries per rollout.
 
     `variables` are the caller's own, bound as for `promql.render` (identity values included: a
     template this caller could not render is not batched either).
@@ -663,8 +663,7 @@ def group_series(data: Any, labels: Sequence[str], kind: str) -> dict[tuple[str,
 
     Runs over every series of a fleet-wide answer (20,000 at 10,000 rollouts) several times a
     window: plain dicts skip the slower ABC checks, the usual one- and two-label keys are built
-    without a loop, and no per-identity wrapper is made until a rollout asks for its part (2.2x
-    faster than with them, measured on 20,000 series).
+    without a loop, and no per-identity wrapper is made until a rollout asks for its part.
     """
     if not isinstance(data, Mapping) or data.get("resultType") != kind:
         return None
