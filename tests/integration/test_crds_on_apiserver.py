@@ -38,9 +38,12 @@ def test_examples_apply_and_print_columns(kubeconfig: Path, ns: str) -> None:
     rollouts = kubectl(kubeconfig, "get", "agentrollouts", "-n", ns).stdout
     assert rollouts.splitlines()[0].split() == ["NAME", "PHASE", "WEIGHT", "TRAFFIC", "DECISION", "REVISION", "AGE"]
     assert "support-agent" in rollouts
-    # Short names and the category work as a person would type them.
+    # Short names, singular names and the category work as a person would type them: the
+    # category is no resource's name, so `kubectl get launchgate NAME` means the kind.
     assert "canary1" in kubectl(kubeconfig, "get", "lg", "-n", ns).stdout
-    everything = kubectl(kubeconfig, "get", "launchgate", "-n", ns).stdout
+    assert "canary1" in kubectl(kubeconfig, "get", "launchgate", "canary1", "-n", ns).stdout
+    assert "support-agent" in kubectl(kubeconfig, "get", "agentrollout", "support-agent", "-n", ns).stdout
+    everything = kubectl(kubeconfig, "get", "launchgate-all", "-n", ns).stdout
     assert "support-agent" in everything and "canary1" in everything
 
 

@@ -223,7 +223,7 @@ def crd(info: CRDInfo) -> dict[str, Any]:
                 "plural": info.plural,
                 "singular": info.kind.lower(),
                 "shortNames": info.short_names,
-                "categories": ["launchgate"],
+                "categories": ["launchgate-all"],
             },
             "versions": [version],
         },
