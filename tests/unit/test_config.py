@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,27 @@ def test_the_process_environment_reads_the_same(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("LAUNCHGATE_GATE_INTERVAL", "soon")
     with pytest.raises(ConfigError, match="LAUNCHGATE_GATE_INTERVAL: invalid duration 'soon'"):
         Config.load()
+
+
+def test_a_bad_value_stops_the_operator_before_kopf_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launchgate.controller import main as controller
+
+    monkeypatch.setenv("LAUNCHGATE_GATE_INTERVAL", "3x")
+    monkeypatch.setattr(controller.kopf, "operator", lambda **_: pytest.fail("Kopf started"))
+    monkeypatch.setattr(controller.logging, "basicConfig", lambda **_: None)
+    with pytest.raises(SystemExit) as e:
+        controller.run()
+    assert "LAUNCHGATE_GATE_INTERVAL: invalid duration '3x'" in str(e.value.code)
+
+
+def test_handlers_started_by_kopf_itself_stop_on_a_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run as `kopf run`, the start-up handler reads the settings: a bad one is a permanent error,
+    which stops Kopf, rather than a temporary one it retries every minute."""
+    import kopf
+
+    from launchgate.controller import handlers
+
+    monkeypatch.setenv("LAUNCHGATE_WORKERS", "lots")
+    with pytest.raises(kopf.PermanentError, match="LAUNCHGATE_WORKERS: not a whole number"):
+        startup: Any = handlers.startup  # Kopf's decorator types it as a handler Kopf calls
+        asyncio.run(startup(settings=kopf.OperatorSettings(), memo=kopf.Memo()))
