@@ -19,8 +19,9 @@ from launchgate.adapters.notify import (
     Notification,
     WebhookNotifier,
     build_payload,
-    dispatcher_from_env,
+    dispatcher_from_config,
 )
+from launchgate.config import Config
 
 AT = datetime(2026, 4, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -299,12 +300,12 @@ def test_a_raising_notifier_does_not_kill_the_thread() -> None:
     assert calls == ["d-0", "d-1"] and results == ["failed", "sent"]
 
 
-def test_dispatcher_from_env(receiver: Receiver) -> None:
-    assert dispatcher_from_env({}) is None
+def test_dispatcher_from_config(receiver: Receiver) -> None:
+    assert dispatcher_from_config(Config.load({}).webhook) is None
     with pytest.raises(ValueError, match="LAUNCHGATE_WEBHOOK_FORMAT"):
-        dispatcher_from_env({"LAUNCHGATE_WEBHOOK_URL": receiver.url, "LAUNCHGATE_WEBHOOK_FORMAT": "xml"})
-    d = dispatcher_from_env({"LAUNCHGATE_WEBHOOK_URL": receiver.url, "LAUNCHGATE_WEBHOOK_FORMAT": "slack",
-                             "LAUNCHGATE_WEBHOOK_AUTHORIZATION": "Bearer t0k"})
+        Config.load({"LAUNCHGATE_WEBHOOK_URL": receiver.url, "LAUNCHGATE_WEBHOOK_FORMAT": "xml"})
+    d = dispatcher_from_config(Config.load({"LAUNCHGATE_WEBHOOK_URL": receiver.url, "LAUNCHGATE_WEBHOOK_FORMAT": "slack",
+                                            "LAUNCHGATE_WEBHOOK_AUTHORIZATION": "Bearer t0k"}).webhook)
     assert d is not None
     d.submit(note())
     d.close()

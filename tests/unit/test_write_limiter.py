@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from launchgate.adapters.kube import WriteLimiter, write_limiter_from_env
+from launchgate.adapters.kube import WriteLimiter, write_limiter_for
+from launchgate.config import Config
 
 
 class Clock:
@@ -55,7 +56,8 @@ def test_the_average_rate_is_the_qps() -> None:
     ({"LAUNCHGATE_API_WRITE_QPS": "40", "LAUNCHGATE_API_WRITE_BURST": "80"}, 40.0, 80),
 ])
 def test_the_limit_comes_from_the_environment(env: dict[str, str], qps: float | None, burst: int | None) -> None:
-    limiter = write_limiter_from_env(env)
+    config = Config.load(env)
+    limiter = write_limiter_for(config.api_write_qps, config.api_write_burst)
     got = None if limiter is None else (limiter.qps, limiter.burst)
     assert got == (None if qps is None else (qps, burst))
 
@@ -68,7 +70,7 @@ def test_the_limit_comes_from_the_environment(env: dict[str, str], qps: float | 
 ])
 def test_a_bad_setting_is_refused_naming_it(env: dict[str, str], named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        write_limiter_from_env(env)
+        Config.load(env)
 
 
 def test_a_limit_of_zero_is_refused_by_the_limiter_itself() -> None:

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -100,20 +100,9 @@ class WriteLimiter:
         return wait
 
 
-def write_limiter_from_env(env: Mapping[str, str]) -> WriteLimiter | None:
-    """LAUNCHGATE_API_WRITE_QPS (0 or unset: no limit) and LAUNCHGATE_API_WRITE_BURST (twice the
-    QPS unless set). A value that is not a number stops the operator at start-up, naming it."""
-    raw_qps, raw_burst = env.get("LAUNCHGATE_API_WRITE_QPS", "0"), env.get("LAUNCHGATE_API_WRITE_BURST")
-    try:
-        qps = float(raw_qps)
-    except ValueError:
-        raise ValueError(f"LAUNCHGATE_API_WRITE_QPS: not a number: {raw_qps!r}") from None
-    try:
-        burst = int(raw_burst) if raw_burst else None
-    except ValueError:
-        raise ValueError(f"LAUNCHGATE_API_WRITE_BURST: not a whole number: {raw_burst!r}") from None
-    if qps < 0 or (burst is not None and burst < 1):
-        raise ValueError("LAUNCHGATE_API_WRITE_QPS must be >= 0 and LAUNCHGATE_API_WRITE_BURST >= 1")
+def write_limiter_for(qps: float, burst: int | None = None) -> WriteLimiter | None:
+    """The operator's write limit (LAUNCHGATE_API_WRITE_QPS and _BURST, checked by the Config):
+    None when `qps` is 0, no limit; a burst of None is twice the QPS."""
     return WriteLimiter(qps, burst) if qps > 0 else None
 
 

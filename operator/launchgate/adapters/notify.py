@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 import requests
 
 from launchgate import __version__
+from launchgate.config import WebhookConfig
 from launchgate.core.protocols import Notification, Notifier
 
 log = logging.getLogger("launchgate.notify")
@@ -321,32 +321,18 @@ class AsyncDispatcher:
                 self._cond.notify_all()
 
 
-def dispatcher_from_env(env: Mapping[str, str] | None = None,
-                        on_result: Callable[[NotifyResult], None] | None = None) -> AsyncDispatcher | None:
-    """The operator's dispatcher, configured by environment; None when no webhook is configured.
-
-    LAUNCHGATE_WEBHOOK_URL (mount it from a Secret), LAUNCHGATE_WEBHOOK_FORMAT (json|slack),
-    LAUNCHGATE_WEBHOOK_TIMEOUT (seconds, 5), LAUNCHGATE_WEBHOOK_RETRIES (3),
-    LAUNCHGATE_WEBHOOK_QUEUE_SIZE (256), LAUNCHGATE_WEBHOOK_AUTHORIZATION (an Authorization
-    header value, e.g. "Bearer ...", also from a Secret). Bad values raise ValueError at startup,
-    where a misconfiguration is cheapest to see.
-    """
-    env = os.environ if env is None else env
-    url = env.get("LAUNCHGATE_WEBHOOK_URL", "").strip()
-    if not url:
+def dispatcher_from_config(webhook: WebhookConfig,
+                           on_result: Callable[[NotifyResult], None] | None = None) -> AsyncDispatcher | None:
+    """The operator's dispatcher for its webhook settings (LAUNCHGATE_WEBHOOK_*, validated by the
+    Config); None when no webhook URL is set."""
+    if not webhook.url:
         return None
-    fmt = env.get("LAUNCHGATE_WEBHOOK_FORMAT", "json").strip().lower()
-    if fmt not in ("json", "slack"):
-        raise ValueError(f"LAUNCHGATE_WEBHOOK_FORMAT must be json or slack, got {fmt!r}")
-    headers = {}
-    if env.get("LAUNCHGATE_WEBHOOK_AUTHORIZATION"):
-        headers["Authorization"] = env["LAUNCHGATE_WEBHOOK_AUTHORIZATION"]
+    headers = {"Authorization": webhook.authorization} if webhook.authorization else {}
     notifier = WebhookNotifier(
-        url,
-        fmt="slack" if fmt == "slack" else "json",
-        timeout=float(env.get("LAUNCHGATE_WEBHOOK_TIMEOUT", "5")),
-        retries=int(env.get("LAUNCHGATE_WEBHOOK_RETRIES", "3")),
+        webhook.url,
+        fmt=webhook.format,
+        timeout=webhook.timeout,
+        retries=webhook.retries,
         headers=headers,
     )
-    return AsyncDispatcher(notifier, maxsize=int(env.get("LAUNCHGATE_WEBHOOK_QUEUE_SIZE", "256")),
-                           on_result=on_result)
+    return AsyncDispatcher(notifier, maxsize=webhook.queue_size, on_result=on_result)

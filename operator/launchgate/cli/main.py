@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from launchgate import __version__
 from launchgate.adapters.prometheus import PrometheusSource
 from launchgate.api import LaunchGateSpec, validation_message
+from launchgate.config import env_name
 from launchgate.core.durations import parse_duration
 from launchgate.core.engine import backtest as run_backtest
 from launchgate.core.engine import evaluate, render_gate
@@ -180,12 +181,12 @@ def _common(f: Any) -> Any:
         click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
                      help="LaunchGate YAML (a full object, several, or just a spec); - for stdin."),
         click.option("--name", default=None, help="Which LaunchGate, when the file holds several."),
-        click.option("--prometheus", "url", required=True, envvar="LAUNCHGATE_PROMETHEUS_URL",
-                     help="Prometheus base URL [env LAUNCHGATE_PROMETHEUS_URL]."),
+        click.option("--prometheus", "url", required=True, envvar=env_name("prometheus_url"),
+                     help=f"Prometheus base URL [env {env_name('prometheus_url')}]."),
         click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
                      help="Template variable: canary, stable, namespace, rollout (repeatable)."),
-        click.option("--token", envvar="LAUNCHGATE_PROMETHEUS_TOKEN", default=None,
-                     help="Bearer token for Prometheus [env LAUNCHGATE_PROMETHEUS_TOKEN]."),
+        click.option("--token", envvar=env_name("prometheus_token"), default=None,
+                     help=f"Bearer token for Prometheus [env {env_name('prometheus_token')}]."),
         click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="CA bundle for a TLS Prometheus."),
         click.option("--insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate."),

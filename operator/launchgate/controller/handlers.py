@@ -25,10 +25,11 @@ from pydantic import ValidationError
 
 from launchgate import GROUP, VERSION
 from launchgate.adapters import metrics, notify
-from launchgate.adapters.kube import Kube, Packed, StatusWriter, load_config, slim, write_limiter_from_env
+from launchgate.adapters.kube import Kube, Packed, StatusWriter, load_config, slim, write_limiter_for
 from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
 from launchgate.api import LaunchGateSpec, validation_message
+from launchgate.config import Config, ConfigError
 from launchgate.controller.reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
 from launchgate.controller.schedule import Entry, Scheduler
 from launchgate.core import engine
@@ -77,58 +78,61 @@ class RetryForever:
         return itertools.chain(start, itertools.repeat(self.max_delay))
 
 
-def settings_from_env() -> tuple[dict[str, Any], Settings, int]:
+def settings_from_config(config: Config) -> tuple[dict[str, Any], Settings]:
+    """The operator's Prometheus source (as `source_from_config` takes it) and pass settings."""
     prom: dict[str, Any] = {
-        "url": os.environ.get("LAUNCHGATE_PROMETHEUS_URL", "http://prometheus:9090"),
-        "ca_file": os.environ.get("LAUNCHGATE_PROMETHEUS_CA_FILE"),
-        "timeout": float(os.environ.get("LAUNCHGATE_PROMETHEUS_TIMEOUT", "10")),
+        "url": config.prometheus_url,
+        "ca_file": config.prometheus_ca_file,
+        "timeout": config.prometheus_timeout,
+        "pool_size": config.workers,
     }
-    token_file = os.environ.get("LAUNCHGATE_PROMETHEUS_TOKEN_FILE")
-    if token_file:
-        # Read at start-up (a missing file stops the operator rather than sending unauthenticated
-        # queries that fail as "no data") and again whenever it changes.
-        prom["token_file"] = token_file
+    if config.prometheus_token_file:
+        prom["token_file"] = config.prometheus_token_file
     settings = Settings(
-        identity=os.environ.get("LAUNCHGATE_IDENTITY", "launchgate-operator"),
-        default_gate_interval=parse_duration(os.environ.get("LAUNCHGATE_GATE_INTERVAL", "30s")),
-        min_interval=parse_duration(os.environ.get("LAUNCHGATE_MIN_INTERVAL", "500ms")),
-        status_heartbeat=parse_duration(os.environ.get("LAUNCHGATE_STATUS_HEARTBEAT", "5m")),
+        identity=config.identity,
+        default_gate_interval=config.gate_interval,
+        min_interval=config.min_interval,
+        status_heartbeat=config.status_heartbeat,
     )
-    workers = int(os.environ.get("LAUNCHGATE_WORKERS", "96"))
-    prom["pool_size"] = workers
-    return prom, settings, workers
+    return prom, settings
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = getattr(memo, "config", None)
+    if config is None:
+        # Handlers run by `kopf run` rather than `launchgate run`, which reads the settings before
+        # Kopf starts. A bad setting is permanent: Kopf then stops instead of retrying every minute.
+        try:
+            config = memo.config = Config.load()
+        except ConfigError as e:
+            raise kopf.PermanentError(str(e)) from None
     # Kopf's own bookkeeping lives in status (allowed by the schema), never in the user's metadata.
     settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.persistence.finalizer = "launchgate.dev/finalizer"
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
-    settings.networking.error_backoffs = RetryForever(
-        parse_duration(os.environ.get("LAUNCHGATE_API_RETRY_MAX_DELAY", "30s")))
+    settings.networking.error_backoffs = RetryForever(config.api_retry_max_delay)
     settings.posting.level = logging.WARNING
     # Kopf starts a worker task per object per event burst and keeps it `idle_timeout` after its
     # last event: on a first listing of thousands of objects, thousands of tasks at once. Shorter
     # lowers that high-water mark. (Not `worker_limit`: a LaunchGate's worker indexes it and then
     # waits for every gate to be indexed, so with more gates than workers the operator deadlocks.)
     settings.queueing.idle_timeout = 0.5
-    prom, lg_settings, workers = settings_from_env()
+    prom, lg_settings = settings_from_config(config)
+    workers = config.workers
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=workers))
     api = await asyncio.to_thread(load_config, os.environ.get("KUBECONFIG"), workers)
-    memo.kube = Kube(api, resync=parse_duration(os.environ.get("LAUNCHGATE_RESYNC_INTERVAL", "5m")),
-                     confirmed_resync=parse_duration(os.environ.get("LAUNCHGATE_WATCHED_RESYNC_INTERVAL", "1h")))
-    memo.kube.write_limiter = write_limiter_from_env(os.environ)
-    memo.kube.status_writer = StatusWriter(memo.kube, threads=int(os.environ.get("LAUNCHGATE_STATUS_WRITERS", "4")))
-    shared_timeout = max(prom["timeout"], parse_duration(os.environ.get("LAUNCHGATE_PROMETHEUS_SHARED_TIMEOUT", "30s")))
+    memo.kube = Kube(api, resync=config.resync_interval, confirmed_resync=config.watched_resync_interval)
+    memo.kube.write_limiter = write_limiter_for(config.api_write_qps, config.api_write_burst)
+    memo.kube.status_writer = StatusWriter(memo.kube, threads=config.status_writers)
     memo.metrics = SharedQueries(source_from_config(prom),
-                                 max_age=parse_duration(os.environ.get("LAUNCHGATE_QUERY_SHARING", "5s")),
-                                 batched=source_from_config({**prom, "timeout": shared_timeout}),
-                                 settle=parse_duration(os.environ.get("LAUNCHGATE_TRIGGER_SETTLE", "10s")))
+                                 max_age=config.query_sharing,
+                                 batched=source_from_config({**prom, "timeout": config.prometheus_shared_timeout}),
+                                 settle=config.trigger_settle)
     memo.settings = lg_settings
-    memo.notifier = notify.dispatcher_from_env(on_result=metrics.observe_notification)
+    memo.notifier = notify.dispatcher_from_config(config.webhook, on_result=metrics.observe_notification)
     memo.reconciler = Reconciler(memo.kube, memo.metrics, lg_settings, notifier=memo.notifier)
     memo.gate_users = {}
     # Kopf's indexes, handed over by the first watch event (see _observe). Filled in place: each
@@ -138,9 +142,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                                gone=lambda key, entry: _gone(memo, key, entry), started=_started)
     memo.scheduler_task = asyncio.create_task(memo.scheduler.run(), name="launchgate-scheduler")
     memo.scheduler_task.add_done_callback(_scheduler_ended)
-    port = int(os.environ.get("LAUNCHGATE_METRICS_PORT", "8000"))
-    memo.metrics_server = metrics.METRICS.serve(port, os.environ.get("LAUNCHGATE_METRICS_ADDR", "0.0.0.0")) \
-        if port else None
+    port = config.metrics_port
+    memo.metrics_server = metrics.METRICS.serve(port, config.metrics_addr) if port else None
 
 
 @kopf.on.cleanup()

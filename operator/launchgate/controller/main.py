@@ -12,6 +12,8 @@ import sys
 
 import kopf
 
+from launchgate.config import Config, ConfigError
+
 
 class _QuietSuccess(logging.Filter):
     """Kopf logs "Handler ... succeeded." for every watch event it hands over: at thousands of
@@ -46,9 +48,16 @@ def fewer_gc_passes(young: int = 50_000, middle: int = 20) -> None:
 
 
 def run(namespaces: list[str] | None = None, liveness: str | None = None, verbose: bool = False) -> None:
-    """Start Kopf with launchgate's handlers; standalone because one replica does the work."""
+    """Start Kopf with launchgate's handlers; standalone because one replica does the work.
+
+    The settings are read once, before Kopf starts: a bad one ends the process with a message
+    naming the variable, where Kopf would retry a failing start-up handler every minute."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        config = Config.load()
+    except ConfigError as e:
+        raise SystemExit("launchgate: invalid settings: " + "; ".join(e.problems)) from None
     logging.getLogger("kopf.objects").addFilter(_QuietSuccess())
     few_malloc_arenas()
     from launchgate.controller import handlers  # noqa: F401 - registers the handlers
@@ -60,6 +69,7 @@ def run(namespaces: list[str] | None = None, liveness: str | None = None, verbos
         clusterwide=not namespaces,
         namespaces=namespaces or [],
         liveness_endpoint=liveness,
+        memo=kopf.Memo(config=config),
     ))
 
 
