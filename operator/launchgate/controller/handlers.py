@@ -3,7 +3,7 @@
 Kopf watches AgentRollouts and LaunchGates and hands every event to one `schedule.Scheduler`,
 which runs each rollout's pass at the rollout's interval and each unused gate's evaluation at the
 gate's. Passes call blocking code only through `asyncio.to_thread`, so one slow Prometheus query
-never stalls the other rollouts. (A Kopf daemon per object did the same at ~15 KiB and a
+never stalls the other rollouts. (A Kopf daemon per object would do the same at ~15 KiB and a
 finalizer patch per object; see schedule.py.)
 """
 
@@ -44,8 +44,8 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
     Kopf builds it on every watch event of every watched kind (a deep copy of the whole body,
     managedFields included) to diff against for on.create/on.update handlers. This operator has
-    only event and index handlers, so the diff was never read, and building it was a tenth of the
-    operator's CPU while 10,000 rollouts were set up. A unit test fails if a changing or spawning
+    only event and index handlers, so the diff is never read, and building it would be a large share
+    of the operator's CPU while thousands of rollouts are set up. A unit test fails if a changing or spawning
     handler is ever registered: then the real storage is needed again."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
@@ -62,10 +62,10 @@ class RetryForever:
     """Kopf's delays between retries of a failed API request, with no last attempt.
 
     Kopf's default gives up after 9 attempts (about a minute), and a watch whose LIST gives up
-    stops the whole operator. At 10,000 rollouts the benchmark saw the API server rebuild its
-    watch cache for minutes (429 "storage is (re)initializing", then 504 on the LIST) and the
-    operator exit. Like client-go's reflectors, we keep retrying, each failure logged, the
-    delay growing to `max_delay`. Re-iterable, not Sized: Kopf starts one iteration per request
+    stops the whole operator. At 10,000 rollouts the API server can rebuild its watch cache for
+    minutes (429 "storage is (re)initializing", then 504 on the LIST; see BENCHMARKS.md), longer
+    than Kopf's default retries last. Like client-go's reflectors, we keep retrying, each failure
+    logged, the delay growing to `max_delay`. Re-iterable, not Sized: Kopf starts one iteration per request
     and counts no attempts for an iterable without a length."""
 
     def __init__(self, max_delay: float) -> None:
@@ -117,8 +117,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     # Kopf starts a worker task per object per event burst and keeps it `idle_timeout` after its
     # last event: on a first listing of thousands of objects, thousands of tasks at once. Shorter
-    # lowers that high-water mark. (Not `worker_limit`: a LaunchGate's worker indexes it and then
-    # waits for every gate to be indexed, so with more gates than workers the operator deadlocks.)
+    # lowers that high-water mark. (Not `worker_limit`: an indexed object's worker indexes it and then
+    # waits for every object of its kind to be indexed, so with more Approvals or RolloutActions
+    # than workers the operator would deadlock.)
     settings.queueing.idle_timeout = 0.5
     prom, lg_settings = settings_from_config(config)
     workers = config.workers
@@ -168,7 +169,7 @@ def _person(body: kopf.Body) -> dict[str, Any]:
 
 
 # Approvals and actions are watched once and indexed by rollout, instead of each rollout listing
-# its namespace's every pass (which grew with the square of the rollouts in a namespace). Kopf runs
+# its namespace's every pass (which would grow with the square of the rollouts in a namespace). Kopf runs
 # no handler of any kind until every object of an indexed kind has been indexed: an abort or an
 # approval is never missed by a pass right after a start. That costs two wake-ups of every waiting
 # object's worker per indexed object, so only kinds with few objects are indexed (see `_gate_body`).
@@ -252,7 +253,7 @@ def _observe(memo: kopf.Memo, plural: str, event: kopf.RawEvent, views: dict[str
     meta = obj.get("metadata") or {}
     key = (plural, meta.get("namespace"), meta.get("name"))
     if event["type"] == "DELETED" or meta.get("deletionTimestamp"):
-        memo.scheduler.remove(key)  # as a Kopf daemon did, stop at the deletion mark
+        memo.scheduler.remove(key)  # stop at the deletion mark, as a Kopf daemon does
     else:
         memo.scheduler.observe(key, Packed(slim(obj)))
 
@@ -277,8 +278,8 @@ async def _pass(memo: kopf.Memo, key: Any, entry: Entry) -> float:
 def _gate_body(memo: kopf.Memo, namespace: str, name: str) -> dict[str, Any] | None:
     """A LaunchGate as its watch last showed it: the body the scheduler keeps for the gate's own
     passes. Not a Kopf index: with one per gate, a start with 10,000 gates (and 40,000 other
-    objects whose workers wait for the indexes) spent its first ~100 s at 100% CPU waking waiters
-    (BENCHMARKS.md, sessions 13 and 14). A gate not seen yet (just after a start) is None, and the
+    objects whose workers wait for the indexes) spends its first ~100 s at 100% CPU waking waiters
+    (see BENCHMARKS.md). A gate not seen yet (just after a start) is None, and the
     pass reads it from the API server, as it does a gate that does not exist."""
     packed = memo.scheduler.body(("launchgates", namespace, name))
     return packed.unpack() if packed is not None else None
