@@ -658,17 +658,6 @@ class Kube:
             log.warning(json.dumps({"msg": "event failed", "status": e.status, "reason": reason}))
 
 
-def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": obj["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def merged_patch(first: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
     """One JSON merge patch with the effect of `first` and then `then`, for the statuses we write.
 

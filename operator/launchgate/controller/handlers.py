@@ -26,11 +26,12 @@ from pydantic import ValidationError
 from launchgate import GROUP, VERSION
 from launchgate.adapters import metrics, notify
 from launchgate.adapters.kube import Kube, Packed, StatusWriter, load_config, slim, write_limiter_for
+from launchgate.adapters.kube_objects import ROLLOUT
 from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
 from launchgate.api import LaunchGateSpec, validation_message
 from launchgate.config import Config, ConfigError
-from launchgate.controller.reconcile import ROLLOUT, Reconciler, Settings, Watched, publish_gate_status
+from launchgate.controller.reconcile import Reconciler, Settings, Watched, publish_gate_status
 from launchgate.controller.schedule import Entry, Scheduler
 from launchgate.core import engine
 from launchgate.core.durations import parse_duration

@@ -11,7 +11,6 @@ a worker thread. The order of the steps is what makes it restart-proof:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import hashlib
@@ -27,9 +26,10 @@ import yaml
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from launchgate import GROUP, VERSION
+from launchgate.adapters import kube_objects as objects
 from launchgate.adapters import metrics
-from launchgate.adapters.kube import Kube, owner_reference
+from launchgate.adapters.kube import Kube
+from launchgate.adapters.kube_objects import ROLLOUT, owner_reference
 from launchgate.adapters.notify import AsyncDispatcher
 from launchgate.adapters.routers import router_for
 from launchgate.api import (
@@ -60,7 +60,6 @@ from launchgate.core.rollout import (
 )
 
 log = logging.getLogger("launchgate.rollout")
-ROLE, REV, ROLLOUT = "launchgate.dev/role", "launchgate.dev/revision", "launchgate.dev/rollout"
 
 
 @dataclass
@@ -264,7 +263,7 @@ class Reconciler:
         stable_svc, canary_svc = service_names(name)
         port = spec.traffic_routing.gateway_api.port if spec.traffic_routing.gateway_api else 80
         for svc, role in ((stable_svc, "stable"), (canary_svc, "canary")):
-            self.kube.ensure_service(ns, _service(svc, name, role, port, owner), label=ROLLOUT)
+            self.kube.ensure_service(ns, objects.service(svc, name, role, port, owner), label=ROLLOUT)
         ratio = router.ratio_router
         weight = routed_weight(status)
         in_rollout = status.canary_revision is not None and status.state not in ("Degraded",)
@@ -275,19 +274,19 @@ class Reconciler:
         if _finalizing(status):
             want_stable = total  # the new stable revision rolls out in full before the canary goes
         if policy_text is not None:
-            self.kube.ensure_configmap(ns, _policy_configmap(name, policy_text, policy_hash, owner))
+            self.kube.ensure_configmap(ns, objects.policy_configmap(name, policy_text, policy_hash, owner))
         # The stable Deployment gets the spec's template only once that revision is the stable one.
         if status.stable_revision == revision:
-            stable = _deployment(f"{name}-stable", name, "stable", revision, spec.template, want_stable, owner,
-                                 policy_hash if policy_text else None)
+            stable = objects.deployment(f"{name}-stable", name, "stable", revision, spec.template, want_stable,
+                                        owner, policy_hash if policy_text else None)
             self.kube.ensure_deployment(ns, stable)
-            self.kube.keep_configmap(ns, _stable_template(name, revision, stable, owner), version=revision)
+            self.kube.keep_configmap(ns, objects.stable_template(name, revision, stable, owner), version=revision)
         elif status.stable_revision is not None and self.kube.deployment_state(ns, f"{name}-stable") is None:
             self._restore_stable(obj, status.stable_revision, want_stable)
         canary_name = f"{name}-canary"
         if in_rollout and status.canary_revision == revision and want_canary > 0:
-            self.kube.ensure_deployment(ns, _deployment(canary_name, name, "canary", revision, spec.template,
-                                                        want_canary, owner, policy_hash if policy_text else None))
+            self.kube.ensure_deployment(ns, objects.deployment(canary_name, name, "canary", revision, spec.template,
+                                                               want_canary, owner, policy_hash if policy_text else None))
         if status.stable_revision != revision:
             self.kube.scale_deployment(ns, f"{name}-stable", want_stable)
         # Traffic to stable before the canary goes away; the canary is up before it gets traffic.
@@ -404,7 +403,8 @@ class Reconciler:
         job_name = f"{name}-replay-{revision}"
         job = self.kube.get_job(ns, job_name)
         if job is None:
-            self.kube.create_job(ns, _replay_job(job_name, name, revision, phase.replay, spec, owner_reference(obj)))
+            job_body = objects.replay_job(job_name, name, revision, phase.replay, spec, owner_reference(obj))
+            self.kube.create_job(ns, job_body)
             return "running"
         for cond in (job.get("status") or {}).get("conditions") or []:
             if cond.get("status") == "True" and cond.get("type") == "Complete":
@@ -540,38 +540,12 @@ class Reconciler:
                       values: dict[str, float | None]) -> bool:
         """Create one immutable timeline record; False if it exists (the step ran before a restart)."""
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
-        body: dict[str, Any] = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "DecisionRecord",
-            "metadata": {
-                "name": f"{name}-{rid}"[:253],
-                "namespace": ns,
-                "labels": {ROLLOUT: name},
-                "ownerReferences": [owner_reference(obj) | {"controller": False}],
-            },
-            "spec": {
-                "id": rid,
-                "rollout": name,
-                "kind": kind,
-                "phase": st.phase or "",
-                "revision": st.canary_revision or st.stable_revision or "",
-                "actor": actor,
-                "reason": reason[:4096],
-                "outcome": st.state or "",
-                "values": finite,
-                # Microseconds: records of one second must still sort in the order they were made.
-                "at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            },
-        }
-        if decision is not None:
-            body["spec"]["decision"] = decision
-        if request_id is not None:
-            body["spec"]["requestId"] = request_id
+        body = objects.decision_record(obj, rid, kind, actor, reason, st, decision, request_id, values,
+                                       datetime.now(UTC))
         created = self.kube.create_once("decisionrecords", ns, body)
         log.info(json.dumps({"msg": "decision", "id": rid, "rollout": f"{ns}/{name}", "kind": kind,
                              "decision": decision, "actor": actor, "phase": st.phase, "state": st.state,
-                             "reason": reason, "values": finite, "new": created}))
+                             "reason": reason, "values": body["spec"]["values"], "new": created}))
         return created
 
     def _invalid(self, obj: dict[str, Any], message: str, interval: float | None = None) -> PassResult:
@@ -736,95 +710,6 @@ def _canary_pod_count(spec: AgentRolloutSpec, status: AgentRolloutStatus, ratio:
     if status.canary_revision is None or status.state in ("RollingBack", "Degraded"):
         return 0
     return canary_replicas(spec.replicas, status.canary_weight or 0, ratio_router=ratio)
-
-
-def _labels(rollout: str, role: str, revision: str) -> dict[str, str]:
-    return {ROLLOUT: rollout, ROLE: role, REV: revision}
-
-
-def _service(name: str, rollout: str, role: str, port: int, owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": {ROLLOUT: rollout, ROLE: role}, "ownerReferences": [owner]},
-        "spec": {"selector": {ROLLOUT: rollout, ROLE: role},
-                 "ports": [{"name": "http", "port": port, "targetPort": "http"}]},
-    }
-
-
-def _policy_configmap(rollout: str, text: str, policy_hash: str, owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": f"{rollout}-policy-{policy_hash}", "labels": {ROLLOUT: rollout},
-                     "ownerReferences": [owner]},
-        "data": {"policy.yaml": text},
-        "immutable": True,
-    }
-
-
-def _stable_template(rollout: str, revision: str, deployment: dict[str, Any],
-                     owner: dict[str, Any]) -> dict[str, Any]:
-    """The stable Deployment as created, kept while later revisions are canaried: the spec holds
-    only the newest template, and this is what a deleted stable Deployment is recreated from."""
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": f"{rollout}-stable-template", "labels": {ROLLOUT: rollout},
-                     "annotations": {REV: revision}, "ownerReferences": [owner]},
-        "data": {"revision": revision, "deployment.json": json.dumps(deployment, sort_keys=True)},
-    }
-
-
-def _deployment(name: str, rollout: str, role: str, revision: str, template: dict[str, Any], replicas: int,
-                owner: dict[str, Any], policy_hash: str | None) -> dict[str, Any]:
-    tpl = copy.deepcopy(template)
-    meta = tpl.setdefault("metadata", {})
-    meta.setdefault("labels", {}).update(_labels(rollout, role, revision))
-    pod = tpl.setdefault("spec", {})
-    for c in pod.get("containers", []):
-        env = c.setdefault("env", [])
-        env.append({"name": "LAUNCHGATE_REVISION", "value": revision})
-        env.append({"name": "LAUNCHGATE_ROLE", "value": role})
-        if policy_hash:
-            c.setdefault("volumeMounts", []).append({"name": "launchgate-policy", "mountPath": "/etc/launchgate",
-                                                     "readOnly": True})
-    if policy_hash:
-        pod.setdefault("volumes", []).append(
-            {"name": "launchgate-policy", "configMap": {"name": f"{rollout}-policy-{policy_hash}"}})
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {ROLLOUT: rollout, ROLE: role},
-                     "annotations": {REV: revision}, "ownerReferences": [owner]},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {ROLLOUT: rollout, ROLE: role}},
-            "template": tpl,
-        },
-    }
-
-
-def _replay_job(job_name: str, rollout: str, revision: str, replay: Any, spec: AgentRolloutSpec,
-                owner: dict[str, Any]) -> dict[str, Any]:
-    tpl = copy.deepcopy(replay.template)
-    tpl.setdefault("metadata", {}).setdefault("labels", {}).update({ROLLOUT: rollout, REV: revision})
-    pod = tpl.setdefault("spec", {})
-    pod.setdefault("restartPolicy", "Never")
-    port = spec.traffic_routing.gateway_api.port if spec.traffic_routing.gateway_api else 80
-    for c in pod.get("containers", []):
-        c.setdefault("env", []).extend([
-            {"name": "LAUNCHGATE_TARGET", "value": f"http://{rollout}-canary:{port}"},
-            {"name": "LAUNCHGATE_REVISION", "value": revision},
-        ])
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": job_name, "labels": {ROLLOUT: rollout, REV: revision}, "ownerReferences": [owner]},
-        "spec": {"backoffLimit": replay.backoff_limit,
-                 "activeDeadlineSeconds": int(parse_duration(replay.active_deadline)),
-                 "template": tpl},
-    }
 
 
 __all__ = ["Reconciler", "Settings", "PassResult", "Watched", "publish_gate_status", "gate_status", "short_hash"]
