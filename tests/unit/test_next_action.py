@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from launchgate.api import LastAction
-from launchgate.controller.reconcile import next_action
+from launchgate.core.actions import next_action
 
 
 def action(name: str, created: str, rv: str, rollout: str = "r", verb: str = "promote") -> dict[str, Any]:

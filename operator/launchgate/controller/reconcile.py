@@ -17,9 +17,9 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import yaml
@@ -35,13 +35,14 @@ from launchgate.adapters.routers import router_for
 from launchgate.api import (
     AgentRolloutSpec,
     AgentRolloutStatus,
-    LastAction,
     LaunchGateSpec,
     PolicyBundle,
     validation_message,
 )
 from launchgate.api.names import service_names
-from launchgate.core import engine
+from launchgate.core import engine, errors
+from launchgate.core.actions import action_outcome, handled, next_action
+from launchgate.core.approvals import counted_votes
 from launchgate.core.durations import parse_duration
 from launchgate.core.gates import GateResult, trigger_recheck_after
 from launchgate.core.protocols import MetricsSource, Notification, NotificationKind, RouterError
@@ -53,7 +54,6 @@ from launchgate.core.rollout import (
     ReplayState,
     canary_replicas,
     decide,
-    refused_conditions,
     routed_weight,
     short_hash,
     stable_replicas,
@@ -205,9 +205,7 @@ class Reconciler:
         if action is not None:
             obs = dataclasses.replace(obs, action=action["spec"]["action"], actor=action["spec"]["actor"])
         out = decide(spec, status, obs)
-        if router_error is not None and out.status.state != "RollingBack":
-            # The world does not match status: only a rollback (an abort, a fired trigger) may be
-            # decided now; promoting onto traffic we cannot steer would be blind.
+        if router_error is not None and not errors.refusal_allows(out.status.state):
             return self._router_failed(obj, status, router_error, interval)
         out.status.observed_generation = obj["metadata"].get("generation")
         self._record_votes(obj, status, out, obs)
@@ -376,8 +374,8 @@ class Reconciler:
                                    else phase.gates, policy_hash),
             policy_hash, status.phase_index, gate_versions)
         if active and phase.approval is not None and status.pending_approval is not None:
-            votes = self._votes(ns, name, status, revision, gates_hash, phase.approval.expires_after,
-                                phase.approval.group, now, people)
+            votes = counted_votes(self._listed("approvals", ns, people), name, status.pending_approval, revision,
+                                  gates_hash, phase.approval.group, phase.approval.expires_after, now)
         canary_pods = stable_pods = None
         if active and _canary_pod_count(spec, status, router_for(spec, self.kube).ratio_router) > 0:
             canary_pods = self._pods(ns, f"{name}-canary", revision)
@@ -413,26 +411,6 @@ class Reconciler:
                 return "failed"
         return "running"
 
-    def _votes(self, ns: str, name: str, status: AgentRolloutStatus, revision: str, gates_hash: str,
-               expires_after: str, group: str, now: datetime, people: Watched | None) -> list[ApprovalVote]:
-        """Approvals that still bind: same request, same revision, same gates+policy hash, the
-        required group (membership was checked by admission), not expired."""
-        pending = status.pending_approval
-        assert pending is not None
-        ttl = timedelta(seconds=parse_duration(expires_after))
-        votes = []
-        for a in self._listed("approvals", ns, people):
-            s = a.get("spec") or {}
-            if (s.get("rollout") != name or s.get("requestId") != pending.request_id
-                    or s.get("revision") != revision or s.get("gatesHash") != gates_hash
-                    or s.get("group") != group):
-                continue
-            created = datetime.fromisoformat(a["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-            if now - created > ttl:
-                continue
-            votes.append(ApprovalVote(approver=s["approver"], decision=s["decision"], created=created))
-        return votes
-
     # ------------------------------------------------------------------ people
     def _next_action(self, obj: dict[str, Any], status: AgentRolloutStatus,
                      people: Watched | None) -> dict[str, Any] | None:
@@ -446,18 +424,8 @@ class Reconciler:
 
     def _handled(self, obj: dict[str, Any], out: Outcome, action: dict[str, Any]) -> None:
         spec, meta = action["spec"], action["metadata"]
-        if out.action_note is not None:
-            outcome = f"not applied: {out.action_note}"
-        elif out.decision:
-            outcome = f"{out.decision}: {out.reason}"
-        else:  # a retry restarts without a gate decision
-            outcome = out.reason
-        created = datetime.fromisoformat(meta["creationTimestamp"].replace("Z", "+00:00"))
-        prev = out.status.last_action
-        same = [*prev.handled_same_second, prev.name][-64:] if prev is not None and prev.created == created else []
-        out.status.last_action = LastAction(
-            name=meta["name"], action=spec["action"], actor=spec["actor"], created=created,
-            outcome=outcome[:1024], handled_same_second=same)
+        outcome = action_outcome(out)
+        out.status.last_action = handled(out.status.last_action, action, outcome)
         rid = "a-" + short_hash(meta.get("uid"), meta["name"], n=14)
         if out.action_note is not None:
             # The operator's own decision of this pass stays the operator's; the refusal gets its own record.
@@ -568,65 +536,25 @@ class Reconciler:
     def _router_failed(self, obj: dict[str, Any], status: AgentRolloutStatus, error: str,
                        interval: float) -> PassResult:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        message = f"{error}; retrying"
-        conds = [c.model_dump(mode="json", by_alias=True, exclude_none=True)
-                 for c in refused_conditions(status, message, now_utc())]
-        old = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in status.conditions]
-        if status.message != message or conds != old:
-            self.kube.patch_status("agentrollouts", ns, name, {"message": message, "conditions": conds})
+        message, patch = errors.refused_status(status, error, now_utc())
+        if patch is not None:
+            self.kube.patch_status("agentrollouts", ns, name, patch)
         log.warning(json.dumps({"msg": "router failed", "rollout": f"{ns}/{name}", "error": error}))
         return PassResult(interval=interval, error=message)
 
 
-def next_action(actions: Iterable[dict[str, Any]], rollout: str, last: LastAction | None) -> dict[str, Any] | None:
-    """The oldest RolloutAction for `rollout` not yet handled; status.lastAction makes each count once.
-
-    Creation times have one-second precision, so an abort and a promote sent in the same second
-    tie: the apiserver's resourceVersion (in practice the order it stored them) breaks the tie,
-    and lastAction keeps the names already handled within that second."""
-    def key(a: dict[str, Any]) -> tuple[str, int, str]:
-        rv = str(a["metadata"].get("resourceVersion") or "")
-        return a["metadata"]["creationTimestamp"], int(rv) if rv.isdigit() else 0, a["metadata"]["name"]
-
-    items = sorted((a for a in actions if (a.get("spec") or {}).get("rollout") == rollout), key=key)
-    if last is not None:
-        second = last.created.strftime("%Y-%m-%dT%H:%M:%SZ")
-        handled = {last.name, *last.handled_same_second}
-        items = [a for a in items if key(a)[0] > second
-                 or (key(a)[0] == second and a["metadata"]["name"] not in handled)]
-    return items[0] if items else None
-
-
 def world_error(e: RouterError | ApiException | ValidationError) -> str:
-    """What status says when the world cannot be made to match it. Refusals of a change the user's
-    spec asks for (an invalid pod template, a quota, an admission policy, missing RBAC) name the
-    field and the object, and retrying cannot fix them: the API server's words, or the client's,
-    which checks request bodies before sending them. Everything else (conflicts, overload, a server
-    error) is raised again, for the pass to be retried with backoff."""
+    """What status says when the world cannot be made to match it (see core.errors). What a
+    retry can fix (conflicts, overload, a server error) is raised again, for the pass to be
+    retried with backoff."""
     if isinstance(e, RouterError):
-        return f"traffic router: {e}"
+        return errors.router_refusal(e)
     if isinstance(e, ValidationError):
-        problems = "; ".join(f"{_field_path(err['loc'])}: {err['msg']}" for err in e.errors()[:3])
-        return f"the API client refused a workload change ({e.title}): {problems}"
-    if e.status is None or not 400 <= e.status < 500 or e.status in (404, 409, 429):
+        return errors.client_refusal(e)
+    said = errors.api_refusal(e.status, e.reason, e.body)
+    if said is None:
         raise e
-    try:
-        detail = json.loads(e.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        detail = None
-    return f"the API server refused a workload change: {detail or f'{e.status} {e.reason}'}"
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    """('2', 'spec', 'containers', 0, 'name') -> spec.containers[0].name: the leading argument
-    position of the client's method is not part of the object."""
-    parts = list(loc)
-    if parts and str(parts[0]).isdigit():
-        parts = parts[1:]
-    path = ""
-    for p in parts:
-        path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
-    return path
+    return said
 
 
 def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,
