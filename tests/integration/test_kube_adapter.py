@@ -21,7 +21,7 @@ from kubectl_util import kubectl, kubectl_json
 from launchgate.adapters.kube import Kube, StatusWriter, WriteLimiter, load_config
 from launchgate.adapters.metrics import METRICS
 from launchgate.api import LaunchGateSpec
-from launchgate.controller.reconcile import publish_gate_status
+from launchgate.controller.gate_status import publish_gate_status
 from launchgate.core.gates import BlockerResult, GateResult
 
 

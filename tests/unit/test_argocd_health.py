@@ -23,7 +23,7 @@ import yaml
 from test_rollout_decide import spec as _spec
 
 from launchgate.api import AgentRolloutStatus, LaunchGateSpec
-from launchgate.controller.reconcile import gate_status
+from launchgate.controller.gate_status import gate_status
 from launchgate.core.gates import BlockerResult, GateResult, summarize
 from launchgate.core.rollout import ApprovalVote, Observation, decide
 

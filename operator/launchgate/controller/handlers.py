@@ -31,7 +31,8 @@ from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
 from launchgate.api import LaunchGateSpec, validation_message
 from launchgate.config import Config, ConfigError
-from launchgate.controller.reconcile import Reconciler, Settings, Watched, publish_gate_status
+from launchgate.controller.gate_status import idle_gate_status, publish_gate_status
+from launchgate.controller.reconcile import Reconciler, Settings, Watched
 from launchgate.controller.schedule import Entry, Scheduler
 from launchgate.core import engine
 from launchgate.core.durations import parse_duration
@@ -376,19 +377,3 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
         kube.event(gobj, "Normal" if res.decision == "allow" else "Warning",
                    {"allow": "GateAllows", "hold": "GateHolds"}[res.decision], res.message)
     return max(float(memo.settings.min_interval), interval)
-
-
-def idle_gate_status(spec: LaunchGateSpec, generation: int | None, now: datetime, variable: str) -> dict[str, Any]:
-    """No decision (the DECISION column stays empty) and a message that says what it waits for."""
-    ts = now.isoformat().replace("+00:00", "Z")
-    message = (f"idle: not used by an active rollout; its queries need ${variable}, which a rollout provides "
-               f"(set spec.variables.{variable} to evaluate it on its own)")
-    return {
-        "decision": None, "passing": None, "blockers": [], "evaluatedAt": ts, "window": spec.window,
-        "observedGeneration": generation, "owners": spec.owners.model_dump(exclude_none=True), "message": message,
-        "conditions": [
-            {"type": "Ready", "status": "False", "reason": "Idle", "message": message, "lastTransitionTime": ts},
-            {"type": "Reconciling", "status": "False", "reason": "Idle", "message": "", "lastTransitionTime": ts},
-            {"type": "Stalled", "status": "False", "reason": "Idle", "message": "", "lastTransitionTime": ts},
-        ],
-    }

@@ -16,7 +16,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from launchgate.api import (
     validation_message,
 )
 from launchgate.api.names import service_names
+from launchgate.controller.gate_status import publish_gate_status
 from launchgate.core import engine, errors
 from launchgate.core.actions import action_outcome, handled, next_action
 from launchgate.core.approvals import counted_votes
@@ -557,78 +557,6 @@ def world_error(e: RouterError | ApiException | ValidationError) -> str:
     return said
 
 
-def publish_gate_status(kube: Kube, gobj: dict[str, Any], spec: LaunchGateSpec, res: GateResult, now: datetime,
-                        rollout: str | None = None, revision: str | None = None,
-                        notifier: AsyncDispatcher | None = None, heartbeat: float = 300.0) -> bool:
-    """Write the gate's live contract to its status, only when something a reader sees changed.
-
-    A gate turning to block is also an Event and a notification to the failing blockers' owners.
-    """
-    status = gate_status(spec, res, gobj["metadata"].get("generation"), now, rollout=rollout, revision=revision)
-    old = kube.status_to_be("launchgates", gobj)
-    if res.decision == "block" and old.get("decision") != "block":
-        who = f"; escalate to {', '.join(res.escalate_to)}" if res.escalate_to else ""
-        kube.event(gobj, "Warning", "GateBlocks", f"{res.message}{who}")
-        if notifier is not None:
-            meta = gobj["metadata"]
-            notifier.submit(Notification(
-                kind="block", rollout=rollout or "", namespace=meta["namespace"], phase="",
-                decision_id=f"{meta['name']}-{meta.get('generation')}-{now.isoformat()}", reason=res.message,
-                values=res.values(), owners=spec.owners.model_dump(exclude_none=True),
-                escalate_to=res.escalate_to))
-    last = old.get("evaluatedAt")
-    stale = last is None or (now - datetime.fromisoformat(str(last).replace("Z", "+00:00"))).total_seconds() >= heartbeat
-    if not stale and {k: v for k, v in old.items() if k not in ("evaluatedAt", "kopf", "conditions")} == {
-        k: v for k, v in status.items() if k not in ("evaluatedAt", "conditions")
-    } and [(c.get("type"), c.get("status")) for c in old.get("conditions", [])] == [
-        (c["type"], c["status"]) for c in status["conditions"]
-    ]:
-        return False
-    kube.patch_status_soon("launchgates", gobj["metadata"]["namespace"], gobj["metadata"]["name"], status)
-    return True
-
-
-def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, now: datetime,
-                rollout: str | None = None, revision: str | None = None) -> dict[str, Any]:
-    ts = now.isoformat().replace("+00:00", "Z")
-    blockers = []
-    for b in res.blockers:
-        entry: dict[str, Any] = {"name": b.name, "target": b.target, "pass": b.passed, "reason": b.reason}
-        if b.value is not None and math.isfinite(b.value):
-            entry["value"] = _round(b.value)
-        if b.baseline_value is not None and math.isfinite(b.baseline_value):
-            entry["baselineValue"] = _round(b.baseline_value)
-        if b.owner:
-            entry["owner"] = b.owner
-        blockers.append(entry)
-    ready = res.decision == "allow"
-    message = res.message + (f" (rollout {rollout}, revision {revision})" if rollout else "")
-    return {
-        "decision": res.decision,
-        "passing": res.passing,
-        "window": spec.window,
-        "evaluatedAt": ts,
-        "observedGeneration": generation,
-        "owners": spec.owners.model_dump(exclude_none=True),
-        "blockers": blockers,
-        "message": message[:4096],
-        "conditions": [
-            {"type": "Ready", "status": "True" if ready else "False", "reason": res.decision.capitalize(),
-             "message": res.message[:4096], "lastTransitionTime": ts},
-            {"type": "Reconciling", "status": "False", "reason": "Evaluated", "message": "",
-             "lastTransitionTime": ts},
-            # A gate holding for data is waiting, not broken: Stalled would make Flux report every
-            # idle gate as failed. The hold shows in Ready=False with its reason.
-            {"type": "Stalled", "status": "False", "reason": "Evaluated", "message": "", "lastTransitionTime": ts},
-        ],
-    }
-
-
-def _round(v: float) -> float:
-    """Four significant digits: enough to judge a gate, few enough that noise is not a status write."""
-    return float(f"{v:.4g}")
-
-
 def _finalizing(status: AgentRolloutStatus) -> bool:
     return status.canary_revision is not None and status.canary_revision == status.stable_revision
 
@@ -640,4 +568,4 @@ def _canary_pod_count(spec: AgentRolloutSpec, status: AgentRolloutStatus, ratio:
     return canary_replicas(spec.replicas, status.canary_weight or 0, ratio_router=ratio)
 
 
-__all__ = ["Reconciler", "Settings", "PassResult", "Watched", "publish_gate_status", "gate_status", "short_hash"]
+__all__ = ["Reconciler", "Settings", "PassResult", "Watched", "short_hash"]
