@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Hashable, Mapping
@@ -40,11 +39,12 @@ from launchgate.api import (
 )
 from launchgate.api.names import service_names
 from launchgate.controller.gate_status import publish_gate_status
-from launchgate.core import engine, errors
+from launchgate.core import engine, errors, hashing
 from launchgate.core.actions import action_outcome, handled, next_action
 from launchgate.core.approvals import counted_votes
 from launchgate.core.durations import parse_duration
 from launchgate.core.gates import GateResult, trigger_recheck_after
+from launchgate.core.hashing import short_hash
 from launchgate.core.protocols import MetricsSource, Notification, NotificationKind, RouterError
 from launchgate.core.rollout import (
     ApprovalVote,
@@ -55,7 +55,6 @@ from launchgate.core.rollout import (
     canary_replicas,
     decide,
     routed_weight,
-    short_hash,
     stable_replicas,
 )
 
@@ -133,11 +132,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def canonical_hash(*objs: Any) -> str:
-    text = json.dumps(objs, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
 def dump_status(status: AgentRolloutStatus) -> dict[str, Any]:
     return status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"kopf"})
 
@@ -190,7 +184,7 @@ class Reconciler:
         except ValueError as e:
             return self._invalid(obj, str(e), interval)
         revision = self._hashes.get(("revision", namespace, name), obj["metadata"],
-                                    lambda: canonical_hash(spec.template, policy_hash), policy_hash)
+                                    lambda: hashing.revision_hash(spec.template, policy_hash), policy_hash)
         router = router_for(spec, self.kube)
 
         router_error: str | None = None
@@ -238,7 +232,7 @@ class Reconciler:
         if spec.policy.bundle is not None:
             text = yaml.safe_dump(spec.policy.bundle.model_dump(mode="json", by_alias=True, exclude_none=True),
                                   sort_keys=True)
-            return text, canonical_hash(text)
+            return text, hashing.policy_hash(text)
         ref = spec.policy.config_map_ref
         assert ref is not None
         data = self.kube.read_configmap(namespace, ref.name)
@@ -249,7 +243,7 @@ class Reconciler:
         except (ValidationError, yaml.YAMLError) as e:
             detail = validation_message(e) if isinstance(e, ValidationError) else str(e)
             raise ValueError(f"spec.policy.configMapRef {ref.name}/{ref.key}: invalid policy bundle: {detail}") from e
-        return data[ref.key], canonical_hash(data[ref.key])
+        return data[ref.key], hashing.policy_hash(data[ref.key])
 
     # ------------------------------------------------------------------ world
     def _actuate(self, obj: dict[str, Any], spec: AgentRolloutSpec, status: AgentRolloutStatus, revision: str,
@@ -370,8 +364,7 @@ class Reconciler:
         held = all(uid is not None and gen is not None for _, uid, gen in gate_versions)
         gates_hash = self._hashes.get(
             ("gates", ns, name), obj["metadata"] if held else {},
-            lambda: canonical_hash(sorted((g, o.get("spec")) for g, o in gate_specs.items()) if gate_specs
-                                   else phase.gates, policy_hash),
+            lambda: hashing.gates_hash({g: o.get("spec") for g, o in gate_specs.items()}, phase.gates, policy_hash),
             policy_hash, status.phase_index, gate_versions)
         if active and phase.approval is not None and status.pending_approval is not None:
             votes = counted_votes(self._listed("approvals", ns, people), name, status.pending_approval, revision,

@@ -318,7 +318,9 @@ def bundle_hash(bundle: PolicyBundle) -> str:
 
     Canonical (camelCase keys, defaults filled in, keys sorted, no whitespace) so that comments,
     key order, quoting or `risk_tags` vs `riskTags` do not change the hash while any change to a
-    rule, or to rule order (which changes meaning), does. Approvals bind to this hash.
+    rule, or to rule order (which changes meaning), does. It names what a bundle means for the
+    people reading `launchgate policy` output. Approvals are not bound to it but to
+    `hashing.approval_hash` of the policy text the operator mounts (see `hashing.policy_hash`).
     """
     data = bundle.model_dump(mode="json", by_alias=True, exclude_none=True)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

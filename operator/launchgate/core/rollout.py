@@ -8,7 +8,6 @@ or a network; the reconciler passes in `now` and what it observed.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from launchgate.api import (
 )
 from launchgate.core.durations import parse_duration
 from launchgate.core.gates import GateResult, TriggerResult
+from launchgate.core.hashing import short_hash
 
 ReplayState = Literal["running", "succeeded", "failed"]
 UserAction = Literal["retry", "abort", "promote"]
@@ -86,11 +86,6 @@ class Outcome:
     action_applied: bool = False
     action_note: str | None = None
     """Why a person's RolloutAction was not acted on, for its outcome in status.lastAction."""
-
-
-def short_hash(*parts: object, n: int = 12) -> str:
-    h = hashlib.sha256("\x00".join(str(p) for p in parts).encode())
-    return h.hexdigest()[:n]
 
 
 def canary_replicas(total: int, weight: int, *, ratio_router: bool) -> int:
