@@ -8,7 +8,9 @@ or a network; the reconciler passes in `now` and what it observed.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -135,89 +137,42 @@ def _applied(out: Outcome) -> Outcome:
     return out
 
 
-def _decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
-    # A copy through pydantic-core (dump, validate) rather than copy.deepcopy: 5x faster, and a
-    # pass makes one (the deep copy was ~5% of the operator's CPU in a 10,000-rollout profile).
-    new = type(status).model_validate(status.model_dump())
-    phases = spec.effective_phases()
+@dataclass
+class Case:
+    """What one decision is about: the spec, the status as it is, the status being made (`new`,
+    which rules may change and pass on) and the observation. The phase and the gates' verdict are
+    worked out once, by the first rule that asks."""
 
-    if status.stable_revision is None:
-        # First revision ever: nothing to compare against, it becomes the baseline.
-        _reset_rollout(new)
-        new.stable_revision = obs.revision
-        new.state = "Healthy"
-        return _finish(spec, status, new, obs, None, "initial revision becomes stable", record="action")
+    spec: AgentRolloutSpec
+    status: AgentRolloutStatus
+    new: AgentRolloutStatus
+    obs: Observation
 
-    if obs.revision == status.stable_revision:
-        if status.canary_revision == status.stable_revision and status.state == "Progressing":
-            return _finalize(spec, status, new, obs)
-        if status.canary_revision is not None and status.state not in ("Degraded",):
-            _reset_rollout(new)
-            new.state = "Healthy"
-            return _finish(spec, status, new, obs, "rollback", "revision reverted to stable; canary removed",
-                           record="decision", warning=True)
-        if status.state == "Degraded":
-            _reset_rollout(new)
-        new.state = "Healthy"
-        new.canary_weight = 0
-        return _finish(spec, status, new, obs, None, status.message or "stable")
+    @functools.cached_property
+    def phases(self) -> list[Phase]:
+        return self.spec.effective_phases()
 
-    if obs.stable_missing and status.canary_revision != obs.revision:
-        # No pods run the stable revision (its Deployment was refused, e.g. an invalid template, or
-        # deleted): there is no baseline to compare with and no traffic to protect.
-        _reset_rollout(new)
-        new.stable_revision = obs.revision
-        new.state = "Healthy"
-        return _finish(spec, status, new, obs, None, f"no stable Deployment runs {status.stable_revision}: "
-                       f"revision {obs.revision} becomes stable", record="action")
+    @functools.cached_property
+    def phase(self) -> Phase:
+        return self.phases[min(self.status.phase_index or 0, len(self.phases) - 1)]
 
-    if status.canary_revision != obs.revision:
-        _start(new, phases, obs)
-        return _finish(spec, status, new, obs, None, f"new revision {obs.revision}: starting at {phases[0].name}",
-                       record="action")
+    @functools.cached_property
+    def gates(self) -> GateVerdict:
+        return gate_verdict(self.phase, self.obs)
 
-    if status.state == "RollingBack":
-        new.state = "Degraded"
-        return _finish(spec, status, new, obs, "rollback", status.message or "rolled back", warning=True)
 
-    if status.state == "Degraded":
-        if obs.action == "retry":
-            _start(new, phases, obs)
-            return _applied(_finish(spec, status, new, obs, None, f"retry requested by {obs.actor}",
-                                    record="action"))
-        return _finish(spec, status, new, obs, status.decision, status.message or "rolled back")
+@dataclass(frozen=True)
+class GateVerdict:
+    """The current phase's gates, read together: each blocker's value, the gates that block and
+    the gates without usable data."""
 
-    if obs.action == "abort":
-        return _applied(_rollback(spec, status, new, obs, f"aborted by {obs.actor}", {}))
+    values: dict[str, float | None]
+    blocked: list[str]
+    missing: list[str]
 
-    idx = min(status.phase_index or 0, len(phases) - 1)
-    phase = phases[idx]
 
-    fired = [(name, t) for name, t in obs.triggers.items() if t.fired]
-    if fired:
-        name, t = fired[0]
-        values = {name: t.value, f"{name}:baseline": t.baseline_value}
-        return _rollback(spec, status, new, obs, f"rollback trigger {name} fired: {t.reason}", values)
-
-    if obs.replay == "failed":
-        return _rollback(spec, status, new, obs, "replay suite failed", {})
-
-    if obs.action == "promote":
-        return _applied(_promote(spec, status, new, obs, phases, f"promotion forced by {obs.actor}", {},
-                                 forced=True))
-
-    waiting = _canary_pods(spec, status, new, obs)
-    if waiting is not None:
-        return waiting
-
-    if spec.paused:
-        new.state = "Paused"
-        return _finish(spec, status, new, obs, "hold", "paused by spec.paused")
-
-    if phase.replay is not None and obs.replay != "succeeded":
-        return _hold(spec, status, new, obs, "replay suite running", {})
-
-    values = {}
+def gate_verdict(phase: Phase, obs: Observation) -> GateVerdict:
+    values: dict[str, float | None] = {}
     blocked: list[str] = []
     missing: list[str] = []
     for gate_name in phase.gates:
@@ -231,51 +186,274 @@ def _decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation
             blocked.append(f"{gate_name} ({', '.join(res.failing)})")
         elif res.decision == "hold":
             missing.append(f"{gate_name}: {res.message}")
+    return GateVerdict(values, blocked, missing)
 
-    if blocked:
-        new.consecutive_no_data = 0
-        reason = "gates blocking: " + "; ".join(blocked)
-        if phase.replay is not None:
-            # Replay results are final once the suite has run: waiting cannot make them pass.
-            return _rollback(spec, status, new, obs, reason, values)
-        return _hold(spec, status, new, obs, reason, values)
 
-    if missing:
-        new.consecutive_no_data = (status.consecutive_no_data or 0) + 1
-        reason = "no usable data: " + "; ".join(missing)
-        limit = spec.failure_policy.max_consecutive_no_data
-        if new.consecutive_no_data >= limit:
-            reason = f"{reason} ({new.consecutive_no_data} evaluations in a row)"
-            if spec.failure_policy.action == "rollback":
-                return _rollback(spec, status, new, obs, reason, values)
-            new.state = "Paused"
-            return _finish(spec, status, new, obs, "hold", reason, record="decision", warning=True, values=values)
-        return _hold(spec, status, new, obs, reason, values)
-    new.consecutive_no_data = 0
-    if status.state == "Paused":
-        new.state = "Progressing"
+def first_revision(c: Case) -> Outcome | None:
+    """First revision ever: nothing to compare against, it becomes the baseline. First because
+    every later rule compares with a stable revision."""
+    if c.status.stable_revision is not None:
+        return None
+    _reset_rollout(c.new)
+    c.new.stable_revision = c.obs.revision
+    c.new.state = "Healthy"
+    return _finish(c.spec, c.status, c.new, c.obs, None, "initial revision becomes stable", record="action")
 
-    if phase.min_duration and status.phase_started_at is not None:
-        ready_at = status.phase_started_at + timedelta(seconds=parse_duration(phase.min_duration))
-        if obs.now < ready_at:
-            return _hold(spec, status, new, obs, f"gates pass; minimum duration in {phase.name} until "
-                         f"{ready_at.isoformat()}", values)
 
-    if phase.approval is not None and (status.step_index or 0) == 0:
-        return _approval(spec, status, new, obs, phases, phase, values)
+def finalize_promotion(c: Case) -> Outcome | None:
+    """The last promotion made the canary's revision the stable one (see _finalize). Before the
+    other stable-revision rules, which would take the canary equal to stable for a revert."""
+    if (c.obs.revision == c.status.stable_revision and c.status.canary_revision == c.status.stable_revision
+            and c.status.state == "Progressing"):
+        return _finalize(c.spec, c.status, c.new, c.obs)
+    return None
 
-    if status.traffic_since is not None:
-        # Passes also come at once when something happens (pods up, an approval): a step still
-        # gets a whole interval of traffic before its gates alone can promote it.
-        judged_from = status.traffic_since + timedelta(seconds=parse_duration(spec.interval))
-        if obs.now < judged_from:
-            out = _hold(spec, status, new, obs, f"gates pass; {routed_weight(status)}% of traffic on the canary "
-                        f"since {status.traffic_since.isoformat()}, promoted no sooner than "
-                        f"{judged_from.isoformat()}", values)
-            out.recheck = (judged_from - obs.now).total_seconds()
+
+def reverted_to_stable(c: Case) -> Outcome | None:
+    """The spec went back to the stable revision while a canary ran: the canary goes. Before any
+    rule about the canary, which no longer matters; a rolled-back (Degraded) canary is already
+    gone and only settles (next rule)."""
+    if (c.obs.revision != c.status.stable_revision or c.status.canary_revision is None
+            or c.status.state in ("Degraded",)):
+        return None
+    _reset_rollout(c.new)
+    c.new.state = "Healthy"
+    return _finish(c.spec, c.status, c.new, c.obs, "rollback", "revision reverted to stable; canary removed",
+                   record="decision", warning=True)
+
+
+def steady_on_stable(c: Case) -> Outcome | None:
+    """The spec asks for the stable revision and no canary runs: nothing to decide. Last of the
+    stable-revision rules, so only what they left gets here."""
+    if c.obs.revision != c.status.stable_revision:
+        return None
+    if c.status.state == "Degraded":
+        _reset_rollout(c.new)
+    c.new.state = "Healthy"
+    c.new.canary_weight = 0
+    return _finish(c.spec, c.status, c.new, c.obs, None, c.status.message or "stable")
+
+
+def stable_missing(c: Case) -> Outcome | None:
+    """No pods run the stable revision (its Deployment was refused, e.g. an invalid template, or
+    deleted): there is no baseline to compare with and no traffic to protect, so a new revision
+    becomes stable at once. Before starting a canary, which would compare against nothing; not
+    for a canary already under way, which its own rules finish."""
+    if not c.obs.stable_missing or c.status.canary_revision == c.obs.revision:
+        return None
+    _reset_rollout(c.new)
+    c.new.stable_revision = c.obs.revision
+    c.new.state = "Healthy"
+    return _finish(c.spec, c.status, c.new, c.obs, None, f"no stable Deployment runs {c.status.stable_revision}: "
+                   f"revision {c.obs.revision} becomes stable", record="action")
+
+
+def new_revision(c: Case) -> Outcome | None:
+    """A revision other than the canary's: it starts over at the first phase, whatever the old
+    canary's state. Before every rule below, which all judge the canary of this revision."""
+    if c.status.canary_revision == c.obs.revision:
+        return None
+    _start(c.new, c.phases, c.obs)
+    return _finish(c.spec, c.status, c.new, c.obs, None,
+                   f"new revision {c.obs.revision}: starting at {c.phases[0].name}", record="action")
+
+
+def rolling_back_settles(c: Case) -> Outcome | None:
+    """A rollback decided last pass has been actuated (traffic on stable, canary scaled down):
+    the rollout settles to Degraded. Before people's actions, which apply to a settled state."""
+    if c.status.state != "RollingBack":
+        return None
+    c.new.state = "Degraded"
+    return _finish(c.spec, c.status, c.new, c.obs, "rollback", c.status.message or "rolled back", warning=True)
+
+
+def degraded_waits_for_retry(c: Case) -> Outcome | None:
+    """A rolled-back canary stays rolled back until a person sends retry. Before every rule that
+    judges a running canary: gates, triggers and pods no longer apply."""
+    if c.status.state != "Degraded":
+        return None
+    if c.obs.action == "retry":
+        _start(c.new, c.phases, c.obs)
+        return _applied(_finish(c.spec, c.status, c.new, c.obs, None, f"retry requested by {c.obs.actor}",
+                                record="action"))
+    return _finish(c.spec, c.status, c.new, c.obs, c.status.decision, c.status.message or "rolled back")
+
+
+def abort_requested(c: Case) -> Outcome | None:
+    """A person's abort wins over everything the canary's metrics say: first of the running-canary rules."""
+    if c.obs.action != "abort":
+        return None
+    return _applied(_rollback(c.spec, c.status, c.new, c.obs, f"aborted by {c.obs.actor}", {}))
+
+
+def trigger_fired(c: Case) -> Outcome | None:
+    """A fired rollback trigger rolls back at once. Before a forced promotion and before waiting
+    for pods: a canary that hurts users goes, whatever else is pending."""
+    fired = [(name, t) for name, t in c.obs.triggers.items() if t.fired]
+    if not fired:
+        return None
+    name, t = fired[0]
+    values = {name: t.value, f"{name}:baseline": t.baseline_value}
+    return _rollback(c.spec, c.status, c.new, c.obs, f"rollback trigger {name} fired: {t.reason}", values)
+
+
+def replay_failed(c: Case) -> Outcome | None:
+    """A failed replay suite is final: rolls back, before a forced promotion could skip it."""
+    if c.obs.replay != "failed":
+        return None
+    return _rollback(c.spec, c.status, c.new, c.obs, "replay suite failed", {})
+
+
+def promote_requested(c: Case) -> Outcome | None:
+    """A person's promote skips waiting (pods, pause, replay, gates, approval) but not the
+    rollback rules above it: forcing onto a canary that fails its triggers is never allowed."""
+    if c.obs.action != "promote":
+        return None
+    return _applied(_promote(c.spec, c.status, c.new, c.obs, c.phases, f"promotion forced by {c.obs.actor}", {},
+                             forced=True))
+
+
+def canary_pods(c: Case) -> Outcome | None:
+    """Traffic moves only to available pods, and gates judge only traffic the canary has taken
+    (see _canary_pods). Before the gates, whose values mean nothing until then. When it passes,
+    the new status already says the router carries the canary's whole weight."""
+    return _canary_pods(c.spec, c.status, c.new, c.obs)
+
+
+def paused(c: Case) -> Outcome | None:
+    """spec.paused holds the canary where it is. After the rollback rules and the pods (a paused
+    rollout still rolls back and still gets its pods), before any promotion."""
+    if not c.spec.paused:
+        return None
+    c.new.state = "Paused"
+    return _finish(c.spec, c.status, c.new, c.obs, "hold", "paused by spec.paused")
+
+
+def replay_running(c: Case) -> Outcome | None:
+    """A phase with a replay suite is judged on the suite's results: its gates wait for it."""
+    if c.phase.replay is None or c.obs.replay == "succeeded":
+        return None
+    return _hold(c.spec, c.status, c.new, c.obs, "replay suite running", {})
+
+
+def gates_block(c: Case) -> Outcome | None:
+    """A blocking gate holds the canary, or rolls it back after a replay suite, whose results
+    waiting cannot change. Before missing data: a clear failure outranks a gap."""
+    if not c.gates.blocked:
+        return None
+    c.new.consecutive_no_data = 0
+    reason = "gates blocking: " + "; ".join(c.gates.blocked)
+    if c.phase.replay is not None:
+        return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+    return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+
+
+def gates_lack_data(c: Case) -> Outcome | None:
+    """A gate without usable data never promotes: it holds, and after too many evaluations in a
+    row the failure policy decides (roll back, or pause). When every gate has data, the count
+    starts over and a rollout paused for lack of data goes on, for the rules below to judge."""
+    missing = c.gates.missing
+    if not missing:
+        c.new.consecutive_no_data = 0
+        if c.status.state == "Paused":
+            c.new.state = "Progressing"
+        return None
+    c.new.consecutive_no_data = (c.status.consecutive_no_data or 0) + 1
+    reason = "no usable data: " + "; ".join(missing)
+    if c.new.consecutive_no_data < c.spec.failure_policy.max_consecutive_no_data:
+        return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+    reason = f"{reason} ({c.new.consecutive_no_data} evaluations in a row)"
+    if c.spec.failure_policy.action == "rollback":
+        return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+    c.new.state = "Paused"
+    return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, record="decision", warning=True,
+                   values=c.gates.values)
+
+
+def minimum_duration(c: Case) -> Outcome | None:
+    """Passing gates still wait out the phase's minDuration. After the gates, so the hold's
+    reason says they pass; before an approval is asked for."""
+    if not c.phase.min_duration or c.status.phase_started_at is None:
+        return None
+    ready_at = c.status.phase_started_at + timedelta(seconds=parse_duration(c.phase.min_duration))
+    if c.obs.now >= ready_at:
+        return None
+    return _hold(c.spec, c.status, c.new, c.obs, f"gates pass; minimum duration in {c.phase.name} until "
+                 f"{ready_at.isoformat()}", c.gates.values)
+
+
+def approval(c: Case) -> Outcome | None:
+    """A phase that needs approval asks for it once its gates pass and its minimum duration is
+    over, and promotes once enough people approved (a rejection rolls back). At the phase's
+    first step only: people approve entering the phase, not each step in it."""
+    if c.phase.approval is None or (c.status.step_index or 0) != 0:
+        return None
+    return _approval(c.spec, c.status, c.new, c.obs, c.phases, c.phase, c.gates.values)
+
+
+def traffic_judged_long_enough(c: Case) -> Outcome | None:
+    """Passes also come at once when something happens (pods up, an approval): a step still
+    gets a whole interval of traffic before its gates alone can promote it. Last before the
+    promotion it delays."""
+    if c.status.traffic_since is None:
+        return None
+    judged_from = c.status.traffic_since + timedelta(seconds=parse_duration(c.spec.interval))
+    if c.obs.now >= judged_from:
+        return None
+    out = _hold(c.spec, c.status, c.new, c.obs, f"gates pass; {routed_weight(c.status)}% of traffic on the canary "
+                f"since {c.status.traffic_since.isoformat()}, promoted no sooner than "
+                f"{judged_from.isoformat()}", c.gates.values)
+    out.recheck = (judged_from - c.obs.now).total_seconds()
+    return out
+
+
+def all_gates_pass(c: Case) -> Outcome:
+    """Nothing above held or rolled back: promote. Last, and always decides."""
+    return _promote(c.spec, c.status, c.new, c.obs, c.phases, "all gates pass", c.gates.values)
+
+
+Rule = Callable[[Case], Outcome | None]
+
+RULES: list[Rule] = [
+    # which revision: the baseline, a return to it, or a new canary
+    first_revision,
+    finalize_promotion,
+    reverted_to_stable,
+    steady_on_stable,
+    stable_missing,
+    new_revision,
+    # a canary that was rolled back
+    rolling_back_settles,
+    degraded_waits_for_retry,
+    # a running canary: what rolls it back, then what forces it on
+    abort_requested,
+    trigger_fired,
+    replay_failed,
+    promote_requested,
+    # what it waits for before its gates are judged
+    canary_pods,
+    paused,
+    replay_running,
+    # its gates, then what promoting on them still waits for
+    gates_block,
+    gates_lack_data,
+    minimum_duration,
+    approval,
+    traffic_judged_long_enough,
+    all_gates_pass,
+]
+"""The rules of `decide`, in the order they are asked: the first that returns an Outcome decides."""
+
+
+def _decide(spec: AgentRolloutSpec, status: AgentRolloutStatus, obs: Observation) -> Outcome:
+    # A copy through pydantic-core (dump, validate) rather than copy.deepcopy: 5x faster, and a
+    # pass makes one (the deep copy was ~5% of the operator's CPU in a 10,000-rollout profile).
+    case = Case(spec, status, type(status).model_validate(status.model_dump()), obs)
+    for rule in RULES:
+        out = rule(case)
+        if out is not None:
             return out
-
-    return _promote(spec, status, new, obs, phases, "all gates pass", values)
+    raise AssertionError("the last rule always decides")
 
 
 def routed_weight(status: AgentRolloutStatus) -> int:
