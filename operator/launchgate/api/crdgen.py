@@ -136,22 +136,39 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
         return node
     node = copy.deepcopy(node)
     if "$ref" in node:
-        target = defs[node.pop("$ref").split("/")[-1]]
-        merged = {**copy.deepcopy(target), **node}
-        # CEL rules of the referenced model and of the field are both kept.
-        rules = target.get("x-kubernetes-validations", []) + node.get("x-kubernetes-validations", [])
-        if rules:
-            merged["x-kubernetes-validations"] = rules
-        return _convert(merged, defs)
+        return _convert(_resolve_ref(node, defs), defs)
     if "anyOf" in node:
-        branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
-        if len(branches) != 1:
-            raise ValueError(f"cannot express a union of {len(branches)} types structurally: {branches}")
-        branch = _convert(branches[0], defs)
-        rules = branch.get("x-kubernetes-validations", []) + node.get("x-kubernetes-validations", [])
-        node = {**branch, **{k: v for k, v in node.items() if k != "x-kubernetes-validations"}}
-        if rules:
-            node["x-kubernetes-validations"] = rules
+        node = _without_null(node, defs)
+    _to_openapi(node)
+    return _convert_children(node, defs)
+
+
+def _resolve_ref(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """The referenced definition with the referring node's own keys on top."""
+    target = defs[node.pop("$ref").split("/")[-1]]
+    merged = {**copy.deepcopy(target), **node}
+    # CEL rules of the referenced model and of the field are both kept.
+    rules = target.get("x-kubernetes-validations", []) + node.get("x-kubernetes-validations", [])
+    if rules:
+        merged["x-kubernetes-validations"] = rules
+    return merged
+
+
+def _without_null(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`X | None` as X: a structural schema has no unions, and null is what an absent field reads as."""
+    branches = [b for b in node.pop("anyOf") if b.get("type") != "null"]
+    if len(branches) != 1:
+        raise ValueError(f"cannot express a union of {len(branches)} types structurally: {branches}")
+    branch = _convert(branches[0], defs)
+    rules = branch.get("x-kubernetes-validations", []) + node.get("x-kubernetes-validations", [])
+    node = {**branch, **{k: v for k, v in node.items() if k != "x-kubernetes-validations"}}
+    if rules:
+        node["x-kubernetes-validations"] = rules
+    return node
+
+
+def _to_openapi(node: dict[str, Any]) -> None:
+    """JSON Schema keywords the API server's OpenAPI v3.0 spells differently, rewritten in place."""
     # JSON Schema 2020 spells exclusive bounds as numbers; OpenAPI v3.0 (the API server's) as flags.
     for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
@@ -172,6 +189,9 @@ def _convert(node: Any, defs: dict[str, Any]) -> Any:
     if node.get("additionalProperties") is True:
         node.pop("additionalProperties")
         node["x-kubernetes-preserve-unknown-fields"] = True
+
+
+def _convert_children(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP:

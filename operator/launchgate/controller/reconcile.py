@@ -206,24 +206,24 @@ class Reconciler:
         if action is not None:
             self._handled(obj, out, action)
         written = self._persist(obj, spec, status, out, owners)
-        st = out.status
-        metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
-                               st.canary_revision)
-        pending = status.pending_approval
-        if written and pending is not None and out.decision == "promote":
-            metrics.observe_approval_wait(namespace, name, pending.phase,
-                                          (obs.now - pending.requested_at).total_seconds())
+        _observe_metrics(namespace, name, status, out, obs, written)
         if written or router_error is not None:
             try:
                 self._actuate(obj, spec, out.status, revision, policy_text, policy_hash, router)
             except (RouterError, ApiException, ValidationError) as e:
                 return self._router_failed(obj, out.status, world_error(e), interval)
+        return PassResult(interval=self._next_interval(interval, recheck, out), status_written=written,
+                          decision=out.decision,
+                          gate_results=gate_results)
+
+    def _next_interval(self, interval: float, recheck: float | None, out: Outcome) -> float:
+        """Sooner than the rollout's interval while a trigger's breach is under way (`recheck`) or
+        when the decision asks to look again soon; never sooner than the operator's minimum."""
         if recheck is not None and out.status.state == "Progressing":
             interval = max(self.settings.min_interval, min(interval, recheck))
         if out.recheck is not None:
             interval = max(self.settings.min_interval, min(interval, out.recheck))
-        return PassResult(interval=interval, status_written=written, decision=out.decision,
-                          gate_results=gate_results)
+        return interval
 
     # ------------------------------------------------------------------ policy and revision
     def _policy(self, namespace: str, spec: AgentRolloutSpec) -> tuple[str | None, str]:
@@ -325,38 +325,10 @@ class Reconciler:
             base_vars = {"namespace": ns, "rollout": name, "stable": status.stable_revision or "",
                          "canary": revision}
             for gname in phase.gates:
-                watched = people.gates(gname) if people is not None and people.gates is not None else None
-                gobj = self.kube.current("launchgates", ns, gname, watched) if watched is not None \
-                    else self.kube.get("launchgates", ns, gname)
-                if gobj is None:
-                    gates[gname] = f"LaunchGate {gname} not found"
-                    continue
-                try:
-                    gspec = self._specs.get(("launchgates", ns, gname), gobj["metadata"],
-                                            functools.partial(LaunchGateSpec.model_validate, gobj.get("spec") or {}))
-                except ValidationError as e:
-                    gates[gname] = f"invalid LaunchGate {gname}: {validation_message(e)}"
-                    continue
-                gate_specs[gname] = gobj
-                try:
-                    res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window},
-                                          max_age=parse_duration(spec.interval) / 4)
-                except Exception as e:  # noqa: BLE001 - a broken gate holds the rollout, never crashes it
-                    gates[gname] = f"evaluation failed: {e}"
-                    continue
-                gates[gname] = res
-                owners.update(gspec.owners.model_dump(exclude_none=True))
-                publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision,
-                                    notifier=self.notifier, heartbeat=self.settings.status_heartbeat)
-            for trig in phase.rollback_triggers:
-                try:
-                    triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_},
-                                                                  max_age=parse_duration(spec.interval) / 4)
-                    soon = trigger_recheck_after(trig, triggers[trig.name])
-                    if soon is not None:
-                        recheck = soon if recheck is None else min(recheck, soon)
-                except Exception as e:  # noqa: BLE001
-                    log.warning(json.dumps({"msg": "trigger evaluation failed", "rollout": name, "error": str(e)}))
+                gates[gname], gobj = self._gate(ns, name, gname, spec, revision, base_vars, people, owners, now)
+                if gobj is not None:
+                    gate_specs[gname] = gobj
+            triggers, recheck = self._triggers(name, spec, phase, base_vars)
             if phase.replay is not None:
                 replay = self._replay(obj, spec, phase, revision)
         gate_versions = tuple((g, o["metadata"].get("uid"), o["metadata"].get("generation"))
@@ -380,6 +352,47 @@ class Reconciler:
                           replay=replay, votes=votes, canary_pods=canary_pods, stable_pods=stable_pods,
                           stable_missing=stable_missing)
         return obs, gates, recheck
+
+    def _gate(self, ns: str, name: str, gname: str, spec: AgentRolloutSpec, revision: str,
+              base_vars: dict[str, str], people: Watched | None, owners: dict[str, str],
+              now: datetime) -> tuple[GateResult | str, dict[str, Any] | None]:
+        """One gate of the phase, evaluated and its status published: its result (or why there is
+        none), and the gate object when its spec is valid, for the gates hash."""
+        watched = people.gates(gname) if people is not None and people.gates is not None else None
+        gobj = self.kube.current("launchgates", ns, gname, watched) if watched is not None \
+            else self.kube.get("launchgates", ns, gname)
+        if gobj is None:
+            return f"LaunchGate {gname} not found", None
+        try:
+            gspec = self._specs.get(("launchgates", ns, gname), gobj["metadata"],
+                                    functools.partial(LaunchGateSpec.model_validate, gobj.get("spec") or {}))
+        except ValidationError as e:
+            return f"invalid LaunchGate {gname}: {validation_message(e)}", None
+        try:
+            res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window},
+                                  max_age=parse_duration(spec.interval) / 4)
+        except Exception as e:  # noqa: BLE001 - a broken gate holds the rollout, never crashes it
+            return f"evaluation failed: {e}", gobj
+        owners.update(gspec.owners.model_dump(exclude_none=True))
+        publish_gate_status(self.kube, gobj, gspec, res, now, rollout=name, revision=revision,
+                            notifier=self.notifier, heartbeat=self.settings.status_heartbeat)
+        return res, gobj
+
+    def _triggers(self, name: str, spec: AgentRolloutSpec, phase: Any,
+                  base_vars: dict[str, str]) -> tuple[dict[str, Any], float | None]:
+        """The phase's rollback triggers, and when to look again because a breach is under way."""
+        triggers: dict[str, Any] = {}
+        recheck: float | None = None
+        for trig in phase.rollback_triggers:
+            try:
+                triggers[trig.name] = engine.evaluate_trigger(trig, self.metrics, {**base_vars, "window": trig.for_},
+                                                              max_age=parse_duration(spec.interval) / 4)
+                soon = trigger_recheck_after(trig, triggers[trig.name])
+                if soon is not None:
+                    recheck = soon if recheck is None else min(recheck, soon)
+            except Exception as e:  # noqa: BLE001
+                log.warning(json.dumps({"msg": "trigger evaluation failed", "rollout": name, "error": str(e)}))
+        return triggers, recheck
 
     def _pods(self, namespace: str, deployment: str, revision: str) -> Pods:
         dep = self.kube.deployment_state(namespace, deployment)
@@ -548,6 +561,17 @@ def world_error(e: RouterError | ApiException | ValidationError) -> str:
     if said is None:
         raise e
     return said
+
+
+def _observe_metrics(namespace: str, name: str, old: AgentRolloutStatus, out: Outcome, obs: Observation,
+                     written: bool) -> None:
+    st = out.status
+    metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
+                           st.canary_revision)
+    pending = old.pending_approval
+    if written and pending is not None and out.decision == "promote":
+        metrics.observe_approval_wait(namespace, name, pending.phase,
+                                      (obs.now - pending.requested_at).total_seconds())
 
 
 def _finalizing(status: AgentRolloutStatus) -> bool:

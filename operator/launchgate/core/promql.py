@@ -107,29 +107,30 @@ def unquote(literal: str) -> str:
             out.append(ch)
             i += 1
             continue
-        esc = body[i + 1] if i + 1 < len(body) else ""
-        if esc in _SIMPLE_ESCAPES:
-            out.append(_SIMPLE_ESCAPES[esc])
-            i += 2
-        elif esc == quote:
-            out.append(quote)
-            i += 2
-        elif esc in ("x", "u", "U"):
-            width = {"x": 2, "u": 4, "U": 8}[esc]
-            digits = body[i + 2 : i + 2 + width]
-            if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise ValueError(f"bad \\{esc} escape")
-            out.append(chr(int(digits, 16)))
-            i += 2 + width
-        elif esc in "01234567" and esc:
-            digits = body[i + 1 : i + 4]
-            if len(digits) != 3 or not all(c in "01234567" for c in digits):
-                raise ValueError("bad octal escape")
-            out.append(chr(int(digits, 8)))
-            i += 4
-        else:
-            raise ValueError(f"unknown escape \\{esc}")
+        decoded, i = _unescape(body, i, quote)
+        out.append(decoded)
     return "".join(out)
+
+
+def _unescape(body: str, i: int, quote: str) -> tuple[str, int]:
+    """The character the escape at body[i] (a backslash) stands for, and the index after the escape."""
+    esc = body[i + 1] if i + 1 < len(body) else ""
+    if esc in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[esc], i + 2
+    if esc == quote:
+        return quote, i + 2
+    if esc in ("x", "u", "U"):
+        width = {"x": 2, "u": 4, "U": 8}[esc]
+        digits = body[i + 2 : i + 2 + width]
+        if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
+            raise ValueError(f"bad \\{esc} escape")
+        return chr(int(digits, 16)), i + 2 + width
+    if esc in "01234567" and esc:
+        digits = body[i + 1 : i + 4]
+        if len(digits) != 3 or not all(c in "01234567" for c in digits):
+            raise ValueError("bad octal escape")
+        return chr(int(digits, 8)), i + 4
+    raise ValueError(f"unknown escape \\{esc}")
 
 
 @dataclass
@@ -264,6 +265,19 @@ class _Compiler:
             return None  # a regex anchor such as "foo$", or $1 in a replacement
         return m.group(0), m.end()
 
+    def _literal_reference(self, i: int, context: str, pieces: list[tuple[bool, str]],
+                           out: list[_Part]) -> tuple[str, int] | None:
+        """The variable referenced at q[i] == '$' inside a literal, or None if it is not ours."""
+        try:
+            ref = self._reference(i)
+        except TemplateError:
+            _check_first(pieces, out)
+            raise
+        if ref is not None and context == "replacement" and ref[0] not in self.names \
+                and ref[0] not in KNOWN_VARIABLES:
+            return None  # a named-group reference of label_replace, not ours
+        return ref
+
     def _literal(self, start: int, context: str, out: list[_Part]) -> int:
         """Compile the literal starting at q[start] into `out`; return the index after it."""
         q = self.q
@@ -285,15 +299,7 @@ class _Compiler:
                 i += 2
                 continue
             if ch == "$":
-                try:
-                    ref = self._reference(i)
-                except TemplateError:
-                    _check_first(pieces, out)
-                    raise
-                if ref is not None:
-                    name, after = ref
-                    if context == "replacement" and name not in self.names and name not in KNOWN_VARIABLES:
-                        ref = None  # a named-group reference of label_replace, not ours
+                ref = self._literal_reference(i, context, pieces, out)
                 if ref is not None:
                     name, after = ref
                     has_vars = True
@@ -334,6 +340,13 @@ class _Compiler:
                 joined.append(part)
         return tuple(joined)
 
+    def _bare_reference(self, i: int) -> tuple[str, int]:
+        """The variable referenced at q[i] == '$' outside literals, where a '$' is nothing else."""
+        ref = self._reference(i)
+        if ref is None:
+            raise TemplateError(f"stray '$' at offset {i}")
+        return ref
+
     def _walk(self, out: list[_Part]) -> None:
         q = self.q
         stack: list[_Frame] = []
@@ -353,10 +366,7 @@ class _Compiler:
                 i = end
                 continue
             if ch == "$":
-                ref = self._reference(i)
-                if ref is None:
-                    raise TemplateError(f"stray '$' at offset {i}")
-                name, after = ref
+                name, after = self._bare_reference(i)
                 out.append(_bare_slot(name))
                 significant, last_ident = (significant + "v")[-4:], None
                 i = after

@@ -130,63 +130,16 @@ def _lex(q: str) -> list[_Token]:
             i += 1
             continue
         if ch == "#":
-            if bracket:
-                raise _Unbatchable("comment inside brackets")
-            while i < n and q[i] not in "\r\n":
-                i += 1
+            i = _skip_comment(q, i, bracket)
             continue
         if brace:
-            if ch.isascii() and (ch.isalpha() or ch == "_"):
-                m = _LABEL.match(q, i)
-                assert m is not None
-                out.append(_Token("ident", m.group(0), i))
-                i = m.end()
-            elif ch in "\"'`":
-                end = _string_end(q, i)
-                out.append(_Token("string", q[i:end], i))
-                i = end
-            elif ch == "}":
-                out.append(_Token("op", "}", i))
-                brace = False
-                i += 1
-            else:
-                op = next((o for o in _BRACE_OPERATORS if q.startswith(o, i)), None)
-                if op is None:
-                    raise _Unbatchable(f"unexpected {ch!r} inside braces")
-                out.append(_Token("op", op, i))
-                i += len(op)
+            i, brace = _lex_in_braces(q, i, out)
             continue
         if bracket:
-            if ch == "]":
-                out.append(_Token("op", "]", i))
-                bracket = False
-                i += 1
-            elif ch == ":":
-                out.append(_Token("op", ":", i))
-                i += 1
-            else:
-                word = _WORD.match(q, i)
-                assert word is not None
-                if not _DURATION.fullmatch(word.group(0)):
-                    raise _Unbatchable(f"not a duration inside brackets at offset {i}")
-                out.append(_Token("duration", word.group(0), i))
-                i = word.end()
+            i, bracket = _lex_in_brackets(q, i, out)
             continue
         if ch in "0123456789" or (ch == "." and q[i + 1 : i + 2] in tuple("0123456789")):
-            num = _NUMBER.match(q, i)
-            assert num is not None
-            after = q[num.end() : num.end() + 1]
-            if after and (after.isalnum() or after in "_."):
-                # a duration (5m, 1h30m) or something Prometheus versions disagree on (0x1f, 1_000)
-                word = _WORD.match(q, i)
-                assert word is not None
-                if not (after.isalpha() and _DURATION.fullmatch(word.group(0))):
-                    raise _Unbatchable(f"bad number or duration at offset {i}")
-                out.append(_Token("duration", word.group(0), i))
-                i = word.end()
-            else:
-                out.append(_Token("number", num.group(0), i))
-                i = num.end()
+            i = _lex_number(q, i, out)
             continue
         if ch.isascii() and (ch.isalpha() or ch in "_:"):
             m = _METRIC.match(q, i)
@@ -194,11 +147,8 @@ def _lex(q: str) -> list[_Token]:
             out.append(_Token("ident", m.group(0), i))
             i = m.end()
             continue
-        if ch == "{":
-            brace = True
-        elif ch == "[":
-            bracket = True
         if ch in "{[":
+            brace, bracket = ch == "{", ch == "["
             out.append(_Token("op", ch, i))
             i += 1
             continue
@@ -212,6 +162,71 @@ def _lex(q: str) -> list[_Token]:
         raise _Unbatchable("unclosed brace or bracket")
     out.append(_Token("eof", "", n))
     return out
+
+
+def _skip_comment(q: str, i: int, bracket: bool) -> int:
+    """The index after the comment at q[i] (a '#' up to the end of its line)."""
+    if bracket:
+        raise _Unbatchable("comment inside brackets")
+    while i < len(q) and q[i] not in "\r\n":
+        i += 1
+    return i
+
+
+def _lex_in_braces(q: str, i: int, out: list[_Token]) -> tuple[int, bool]:
+    """One token inside label matcher braces: (the index after it, still inside the braces)."""
+    ch = q[i]
+    if ch.isascii() and (ch.isalpha() or ch == "_"):
+        m = _LABEL.match(q, i)
+        assert m is not None
+        out.append(_Token("ident", m.group(0), i))
+        return m.end(), True
+    if ch in "\"'`":
+        end = _string_end(q, i)
+        out.append(_Token("string", q[i:end], i))
+        return end, True
+    if ch == "}":
+        out.append(_Token("op", "}", i))
+        return i + 1, False
+    op = next((o for o in _BRACE_OPERATORS if q.startswith(o, i)), None)
+    if op is None:
+        raise _Unbatchable(f"unexpected {ch!r} inside braces")
+    out.append(_Token("op", op, i))
+    return i + len(op), True
+
+
+def _lex_in_brackets(q: str, i: int, out: list[_Token]) -> tuple[int, bool]:
+    """One token inside a range or subquery's brackets: (the index after it, still inside them)."""
+    ch = q[i]
+    if ch == "]":
+        out.append(_Token("op", "]", i))
+        return i + 1, False
+    if ch == ":":
+        out.append(_Token("op", ":", i))
+        return i + 1, True
+    word = _WORD.match(q, i)
+    assert word is not None
+    if not _DURATION.fullmatch(word.group(0)):
+        raise _Unbatchable(f"not a duration inside brackets at offset {i}")
+    out.append(_Token("duration", word.group(0), i))
+    return word.end(), True
+
+
+def _lex_number(q: str, i: int, out: list[_Token]) -> int:
+    """A number or a duration starting with a digit at q[i]; the index after it."""
+    num = _NUMBER.match(q, i)
+    assert num is not None
+    after = q[num.end() : num.end() + 1]
+    if after and (after.isalnum() or after in "_."):
+        # a duration (5m, 1h30m) or something Prometheus versions disagree on (0x1f, 1_000)
+        word = _WORD.match(q, i)
+        assert word is not None
+        if not (after.isalpha() and _DURATION.fullmatch(word.group(0))):
+            raise _Unbatchable(f"bad number or duration at offset {i}")
+        out.append(_Token("duration", word.group(0), i))
+        return word.end()
+    out.append(_Token("number", num.group(0), i))
+    return num.end()
 
 
 def _string_end(q: str, start: int) -> int:
@@ -501,9 +516,8 @@ def _check(node: _Node, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
     second item is which identity labels every per-rollout series of this node has (the others it
     has none of): selectors carry them all, `by` keeps only the grouped ones.
     """
-    none: frozenset[str] = frozenset()
     if isinstance(node, _Number):
-        return "s", none
+        return "s", frozenset()
     if isinstance(node, _Paren):
         return _check(node.expr, labels)
     if isinstance(node, _Unary):
@@ -521,21 +535,33 @@ def _check(node: _Node, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
             raise _Unbatchable("subquery of something other than an instant vector")
         return "m", kept
     if isinstance(node, _Call):
-        checked = [_check(arg, labels) for arg in node.args]
-        kinds = tuple(kind for kind, _ in checked)
-        if kinds not in _FUNCTIONS[node.func]:
-            raise _Unbatchable(f"{node.func} called with arguments of types {kinds}")
-        return "v", next(kept for kind, kept in checked if kind in "vm")
+        return _check_call(node, labels)
     if isinstance(node, _Aggregation):
-        kind, kept = _check(node.expr, labels)
-        if kind != "v":
-            raise _Unbatchable(f"{node.op} of something other than an instant vector")
-        if node.grouping == "without":
-            if labels & set(node.labels):
-                raise _Unbatchable(f"{node.op} without an identity label")
-            return "v", kept
-        return "v", kept & frozenset(node.labels)
+        return _check_aggregation(node, labels)
     assert isinstance(node, _Binary)
+    return _check_binary(node, labels)
+
+
+def _check_call(node: _Call, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
+    checked = [_check(arg, labels) for arg in node.args]
+    kinds = tuple(kind for kind, _ in checked)
+    if kinds not in _FUNCTIONS[node.func]:
+        raise _Unbatchable(f"{node.func} called with arguments of types {kinds}")
+    return "v", next(kept for kind, kept in checked if kind in "vm")
+
+
+def _check_aggregation(node: _Aggregation, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
+    kind, kept = _check(node.expr, labels)
+    if kind != "v":
+        raise _Unbatchable(f"{node.op} of something other than an instant vector")
+    if node.grouping == "without":
+        if labels & set(node.labels):
+            raise _Unbatchable(f"{node.op} without an identity label")
+        return "v", kept
+    return "v", kept & frozenset(node.labels)
+
+
+def _check_binary(node: _Binary, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
     lhs, lkept = _check(node.lhs, labels)
     rhs, rkept = _check(node.rhs, labels)
     if "m" in (lhs, rhs):
@@ -543,7 +569,7 @@ def _check(node: _Node, labels: frozenset[str]) -> tuple[str, frozenset[str]]:
     if lhs == rhs == "s":
         if node.op in _COMPARISONS and not node.bool_modifier:
             raise _Unbatchable("comparison of two scalars without bool")
-        return "s", none
+        return "s", frozenset()
     if lhs == rhs == "v" and lkept != rkept:
         # Per rollout, series match on all their labels: if only one side still carries (some of)
         # the identity labels the sides never match, but after batching both carry them and would.
