@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,11 +189,20 @@ def _common(f: Any) -> Any:
         click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="CA bundle for a TLS Prometheus."),
         click.option("--insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate."),
-        click.option("--timeout", type=float, default=10.0, show_default=True, help="Per-query timeout, seconds."),
+        click.option("--timeout", type=float, default=10.0, show_default=True,
+                     help="Seconds one query may take, from connecting to the last byte of the answer."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _deadline_option(default: float) -> Any:
+    return click.option(
+        "--deadline", type=click.FloatRange(min=0, min_open=True), default=default, show_default=True,
+        help="Seconds the whole command may take, all queries included; a query never runs past it "
+        "and none is sent after it (then exit 2).",
+    )
 
 
 def _prepare(path: str, name: str | None, var_items: Sequence[str]) -> tuple[GateDoc, dict[str, str]]:
@@ -209,12 +219,15 @@ def _prepare(path: str, name: str | None, var_items: Sequence[str]) -> tuple[Gat
     return gate, variables
 
 
-def _source(url: str, token: str | None, ca_file: str | None, insecure: bool, timeout: float) -> PrometheusSource:
-    return PrometheusSource(url, bearer_token=token, ca_file=ca_file, insecure_skip_verify=insecure, timeout=timeout)
+def _source(url: str, token: str | None, ca_file: str | None, insecure: bool, timeout: float,
+            deadline: float) -> PrometheusSource:
+    return PrometheusSource(url, bearer_token=token, ca_file=ca_file, insecure_skip_verify=insecure, timeout=timeout,
+                            deadline=deadline)
 
 
 @main.command()
 @_common
+@_deadline_option(60.0)
 @click.option("--at", "at_text", default=None, help="Evaluate at this time instead of now (RFC3339 or -1h).")
 def check(
     path: str,
@@ -225,6 +238,7 @@ def check(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    deadline: float,
     at_text: str | None,
 ) -> None:
     """Evaluate one gate now and print its contract JSON.
@@ -233,12 +247,13 @@ def check(
     not a pass, so CI must not promote on it; 2 bad input (YAML, schema, template variables)
     or Prometheus unreachable. The reason is one line on stderr.
     """
+    ends = time.monotonic() + deadline
     try:
         gate, variables = _prepare(path, name, var_items)
         at = parse_time(at_text) if at_text else None
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))
-    source = _source(url, token, ca_file, insecure_skip_verify, timeout)
+    source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     evaluated_at = at or datetime.now(UTC)
     result = evaluate(gate.spec, source, variables, at=at)
     click.echo(json.dumps(contract_json(gate.spec, result, gate.name, evaluated_at), indent=2))
@@ -322,6 +337,7 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
 
 @main.command()
 @_common
+@_deadline_option(600.0)
 @click.option("--from", "from_text", required=True, help="Start: RFC3339, Unix seconds, or relative like -6h.")
 @click.option("--to", "to_text", default="now", show_default=True, help="End: RFC3339, Unix seconds, now or -1h.")
 @click.option("--step", default=None, help="Distance between evaluations, e.g. 10m [default: the gate's window].")
@@ -335,6 +351,7 @@ def backtest(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    deadline: float,
     from_text: str,
     to_text: str,
     step: str | None,
@@ -347,6 +364,7 @@ def backtest(
     (the first allow -> block is where an incident began). Exit status: 0 when the replay ran,
     2 on bad input or unreachable Prometheus.
     """
+    ends = time.monotonic() + deadline
     try:
         gate, variables = _prepare(path, name, var_items)
         now = datetime.now(UTC)
@@ -358,7 +376,7 @@ def backtest(
             raise InputError("too many windows (more than 10000): use a larger --step")
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))
-    source = _source(url, token, ca_file, insecure_skip_verify, timeout)
+    source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     rows = run_backtest(gate.spec, source, variables, start, end, step_td)
     for _, r in rows:
         failure = backend_failure(r)

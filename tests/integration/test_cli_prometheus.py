@@ -1,0 +1,212 @@
+"""`launchgate check|backtest` and PrometheusSource against servers that misbehave, and against a
+real Prometheus for the answers a CI script acts on.
+
+Misbehaving servers are small socket servers on 127.0.0.1 started by each test: one trickles a
+byte every few tenths of a second (a per-read timeout never fires), one accepts and never answers.
+Elapsed-time assertions are generous upper bounds on termination: the point is that it ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from launchgate.adapters.prometheus import PrometheusSource, source_from_config
+
+NS = "agents"
+
+
+def launchgate_script() -> str:
+    script = shutil.which("launchgate", path=str(Path(sys.executable).parent))
+    assert script, "the launchgate console script is not installed in this environment"
+    return script
+
+
+def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The console script as CI runs it, and how long it took. The subprocess timeout only keeps a
+    hanging run from hanging the suite; the tests assert much tighter bounds."""
+    t0 = time.monotonic()
+    r = subprocess.run([launchgate_script(), *args], capture_output=True, text=True, timeout=60)
+    return r, time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def startup() -> float:
+    """Time bounds add this for starting the console script: twice the longer of two bare runs,
+    so a busy machine does not turn a slow start into a failure."""
+    return 2 * max(run_cli("--version")[1] for _ in range(2))
+
+
+# --------------------------------------------------------------------------- misbehaving servers
+
+
+class BadServer:
+    """A TCP server on 127.0.0.1 that reads each request and then misbehaves, for at most 60 s.
+
+    mode "silent": never answers. "headers": sends a status line, then a header one byte at a time.
+    "body": sends complete headers announcing a large body, then the body one byte at a time.
+    """
+
+    def __init__(self, mode: str, every: float = 0.3) -> None:
+        self.mode, self.every = mode, every
+        self.stop_event = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        self.threads: list[threading.Thread] = []
+        self.accepted = 0
+
+    def __enter__(self) -> BadServer:
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self.threads.append(t)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop_event.set()
+        self.listener.close()
+        for c in self.conns:
+            try:
+                c.close()
+            except OSError:
+                pass
+        for t in self.threads:
+            t.join(timeout=5)
+
+    def _accept(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            self.conns.append(conn)
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _serve(self, conn: socket.socket) -> None:
+        end = time.monotonic() + 60
+        try:
+            conn.settimeout(1)
+            try:
+                conn.recv(65536)  # the request (small enough for one read here)
+            except TimeoutError:
+                pass
+            if self.mode == "headers":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            elif self.mode == "body":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000000\r\n\r\n")
+            while not self.stop_event.wait(self.every) and time.monotonic() < end:
+                if self.mode != "silent":
+                    conn.sendall(b"a")
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- 2: deadlines
+
+
+def _finishes(fn: Any, within: float) -> Any:
+    """Run fn in a thread; fail unless it returns within `within` seconds."""
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    t.join(within)
+    assert not t.is_alive(), f"still running after {within:.1f}s"
+    assert out, "raised instead of returning"
+    return out[0], time.monotonic() - t0
+
+
+@pytest.mark.parametrize("mode", ["headers", "body", "silent"])
+def test_source_query_never_outlives_its_timeout(mode: str) -> None:
+    """The operator's and the CLI's client: a whole request (connect and every read) is bounded."""
+    with BadServer(mode) as server:
+        operator_source = source_from_config({"url": server.url, "timeout": "2"})
+        raw, took = _finishes(lambda: operator_source.query_raw("up"), within=2 + 1)
+        assert raw.data is None and raw.error is not None and raw.error.startswith("prometheus unreachable"), raw
+        assert "2s" in raw.error, raw.error
+        cli_source = PrometheusSource(server.url, timeout=1.5, retries=0)
+        t = datetime.now(UTC)
+        ranged, _ = _finishes(lambda: cli_source.query_range_raw("up", t - timedelta(minutes=1), t, 15.0),
+                              within=1.5 + 1)
+        assert ranged.error is not None and ranged.error.startswith("prometheus unreachable"), ranged
+
+
+def test_source_reuses_a_bounded_connection_for_the_next_query(prometheus: Any) -> None:
+    """The bound is per request: a pooled connection that served one answer serves the next."""
+    source = PrometheusSource(prometheus.url, timeout=2)
+    assert source.query("vector(1)").value == 1
+    assert source.query("vector(2)").value == 2
+    pools = source._pc._session.get_adapter(prometheus.url).poolmanager.pools
+    assert [pools[k].num_connections for k in pools.keys()] == [1]
+
+
+def test_source_overall_deadline_stops_later_queries() -> None:
+    with BadServer("silent") as server:
+        source = PrometheusSource(server.url, timeout=5, retries=0, deadline=time.monotonic() + 1.5)
+        first, took = _finishes(lambda: source.query_raw("up"), within=1.5 + 1)
+        assert first.error is not None and "deadline" in first.error, first.error
+        second, took = _finishes(lambda: source.query_raw("up"), within=0.5)
+        assert second.error is not None and "deadline" in second.error, second.error
+        assert server.accepted == 1  # nothing is sent once the deadline has passed
+
+
+FOUR_BLOCKERS = {
+    "apiVersion": "launchgate.dev/v1alpha1",
+    "kind": "LaunchGate",
+    "metadata": {"name": "four", "namespace": NS},
+    "spec": {
+        "window": "5m",
+        "blockers": [
+            {"name": f"b{i}", "query": f'sum(up{{version="$canary",n="{i}"}})', "target": {"gte": 1}}
+            for i in range(4)
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("mode", ["headers", "body"])
+def test_check_timeout_bounds_a_trickling_server(mode: str, tmp_path: Path, startup: float) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(yaml.safe_dump({**FOUR_BLOCKERS, "spec": {**FOUR_BLOCKERS["spec"],
+                                                              "blockers": FOUR_BLOCKERS["spec"]["blockers"][:1]}}))
+    with BadServer(mode) as server:
+        r, took = run_cli("check", "-f", str(gate), "--prometheus", server.url, "--var", "canary=v2",
+                          "--timeout", "2")
+    assert took < 2 + 1 + startup, f"took {took:.1f}s"
+    assert r.returncode == 2 and "prometheus unreachable" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "backtest"])
+def test_deadline_bounds_the_whole_command(command: str, tmp_path: Path, startup: float) -> None:
+    """Four queries against a server that never answers: the deadline, not 4 x the timeout."""
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(yaml.safe_dump(FOUR_BLOCKERS))
+    extra = ["--from", "-1h", "--to", "now", "--step", "10m"] if command == "backtest" else []
+    with BadServer("silent") as server:
+        r, took = run_cli(command, "-f", str(gate), "--prometheus", server.url, "--var", "canary=v2",
+                          "--timeout", "2", "--deadline", "3", *extra)
+    assert took < 3 + 1 + startup, f"took {took:.1f}s"
+    assert r.returncode == 2 and "prometheus unreachable" in r.stderr, r.stderr
+
+
+def test_deadline_default_is_documented() -> None:
+    for command in ("check", "backtest"):
+        r, _ = run_cli(command, "--help")
+        assert r.returncode == 0 and "--deadline" in r.stdout, r.stdout
