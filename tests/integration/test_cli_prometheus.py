@@ -8,6 +8,7 @@ Elapsed-time assertions are generous upper bounds on termination: the point is t
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -210,3 +211,114 @@ def test_deadline_default_is_documented() -> None:
     for command in ("check", "backtest"):
         r, _ = run_cli(command, "--help")
         assert r.returncode == 0 and "--deadline" in r.stdout, r.stdout
+
+
+# --------------------------------------------------------------------------- 3: exit codes
+
+
+def gate_file(tmp_path: Path, *queries: str, name: str = "g") -> Path:
+    """A gate with one blocker per query (target gte 0, so any number passes)."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"window": "5m", "blockers": [
+            {"name": f"b{i}", "query": q, "target": {"gte": 0}} for i, q in enumerate(queries)
+        ]},
+    }))
+    return path
+
+
+# Two series on each side and nothing to match them by: Prometheus refuses while executing it
+# (HTTP 422, errorType execution), whatever data it holds.
+MANY_TO_MANY = ('sum((label_replace(vector(1), "a", "x", "", "") or label_replace(vector(1), "a", "y", "", ""))'
+                ' * on() (label_replace(vector(1), "a", "x", "", "") or label_replace(vector(1), "a", "y", "", "")))')
+
+
+class NotPrometheus:
+    """A real HTTP server that is not Prometheus: it serves files and answers POST with 501."""
+
+    def __init__(self, directory: Path) -> None:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+        handler.log_message = lambda *_: None  # type: ignore[attr-defined]
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> NotPrometheus:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("case", ["wrong base path", "parse error", "execution error", "not prometheus"])
+def test_check_exits_2_when_prometheus_cannot_answer(case: str, prometheus: Any, tmp_path: Path) -> None:
+    """A misconfigured or unusable Prometheus, or a query that can never succeed: exit 2, the reason
+    on stderr, and no verdict on stdout."""
+    url, query, reason = {
+        "wrong base path": (prometheus.url + "/prometheus", "vector(1)", "HTTP 404"),
+        "parse error": (prometheus.url, "sum(", "HTTP 400"),
+        "execution error": (prometheus.url, MANY_TO_MANY, "HTTP 422"),
+        "not prometheus": (None, "vector(1)", "HTTP 501"),
+    }[case]
+    gate = gate_file(tmp_path, "vector(1)", query)
+    if url is None:
+        with NotPrometheus(tmp_path) as other:
+            r, _ = run_cli("check", "-f", str(gate), "--prometheus", other.url)
+    else:
+        r, _ = run_cli("check", "-f", str(gate), "--prometheus", url)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert reason in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.parametrize("flag", [("--timeout", "0"), ("--timeout", "-1"), ("--timeout", "nan"),
+                                  ("--deadline", "0"), ("--deadline", "-1"), ("--deadline", "inf")])
+def test_a_timeout_that_cannot_work_is_bad_input(flag: tuple[str, str], prometheus: Any, tmp_path: Path) -> None:
+    for command, extra in (("check", []), ("backtest", ["--from", "-10m"])):
+        r, _ = run_cli(command, "-f", str(gate_file(tmp_path, "vector(1)")), "--prometheus", prometheus.url, *flag,
+                       *extra)
+        assert r.returncode == 2 and flag[0] in r.stderr and r.stdout == "", (command, r.returncode, r.stderr)
+
+
+@pytest.mark.parametrize("query, reason", [
+    ("sum(launchgate_no_such_metric)", "empty vector"),
+    ("vector(0) / 0", "NaN"),
+])
+def test_check_exits_1_for_missing_data(query: str, reason: str, prometheus: Any, tmp_path: Path) -> None:
+    r, _ = run_cli("check", "-f", str(gate_file(tmp_path, "vector(1)", query)), "--prometheus", prometheus.url)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert json.loads(r.stdout)["decision"] == "hold" and reason in r.stderr
+
+
+def test_backtest_exits_2_for_a_query_error(prometheus: Any, tmp_path: Path) -> None:
+    r, _ = run_cli("backtest", "-f", str(gate_file(tmp_path, MANY_TO_MANY)), "--prometheus", prometheus.url,
+                   "--from", "-10m", "--step", "5m")
+    assert r.returncode == 2 and "HTTP 422" in r.stderr and r.stdout == "", r.stderr
+
+
+def test_the_operator_still_holds_on_the_same_errors(prometheus: Any) -> None:
+    """The classification is the CLI's exit code; for the operator every one of them is a hold."""
+    from launchgate.api import LaunchGateSpec
+    from launchgate.core import engine
+
+    spec = LaunchGateSpec.model_validate({"window": "5m", "blockers": [
+        {"name": "a", "query": MANY_TO_MANY, "target": {"gte": 0}},
+        {"name": "b", "query": "vector(1)", "target": {"gte": 0}},
+    ]})
+    for url in (prometheus.url, prometheus.url + "/prometheus", "http://127.0.0.1:9"):
+        res = engine.evaluate(spec, PrometheusSource(url, timeout=3, retries=0), {})
+        assert res.decision == "hold" and "a" in res.missing, res.message
+
+
+def test_check_help_and_readme_state_the_exit_code_rule() -> None:
+    r, _ = run_cli("check", "--help")
+    text = " ".join(r.stdout.split())
+    assert "2 Prometheus is unusable" in text and "1 block, or hold" in text and "missing data" in text
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "2 Prometheus unusable or a query that can never succeed" in readme

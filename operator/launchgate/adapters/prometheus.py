@@ -21,6 +21,7 @@ import ast
 import http.client
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -219,6 +220,9 @@ class PrometheusSource:
         pool_size: int = 32,
         deadline: float | None = None,
     ) -> None:
+        if not (math.isfinite(timeout) and timeout > 0):
+            # Every query would fail: a misconfiguration to refuse at start-up, not a hold for ever.
+            raise ValueError(f"prometheus timeout must be a positive number of seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.deadline = deadline

@@ -4,13 +4,14 @@
     launchgate backtest -f gate.yaml --prometheus URL --from -6h --to now --step 10m
 
 `main` is a click group; other modules add their subcommands with `main.add_command(...)`.
-Exit codes are the CI contract: 0 allow, 1 block or hold (a hold is not a pass), 2 bad input
-or Prometheus unreachable (the gate could not be judged at all).
+Exit codes are the CI contract: 0 allow, 1 block or hold (a hold is not a pass), 2 bad input,
+Prometheus unusable or a query that can never succeed (the gate could not be judged at all).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 import time
@@ -30,7 +31,7 @@ from launchgate.api import LaunchGateSpec, validation_message
 from launchgate.core.durations import parse_duration
 from launchgate.core.engine import backtest as run_backtest
 from launchgate.core.engine import evaluate, render_gate
-from launchgate.core.gates import QUERY_ERROR, UNREACHABLE, GateResult, contract_json, spec_problems
+from launchgate.core.gates import GateResult, contract_json, spec_problems
 from launchgate.core.promql import TemplateError
 
 EXIT_ALLOW, EXIT_BLOCK, EXIT_BAD_INPUT = 0, 1, 2
@@ -150,10 +151,12 @@ def _rfc3339(t: datetime) -> str:
 
 
 def backend_failure(result: GateResult) -> str | None:
-    """Why the gate could not be judged at all (Prometheus down, a query it rejects), if so."""
+    """Why the gate could not be judged at all, if so: Prometheus unreachable, too slow, not
+    Prometheus (a wrong URL or base path), or refusing a query (parse or execution error). Waiting
+    cannot fix any of these, so they are exit 2; missing data (empty, NaN) is a hold, exit 1."""
     for b in result.blockers:
-        if b.missing and (UNREACHABLE in b.reason or (QUERY_ERROR in b.reason and "bad_data" in b.reason)):
-            return f"{b.name}: {b.reason}"
+        if b.error is not None:
+            return f"blocker {b.name}: {b.error}"
     return None
 
 
@@ -175,6 +178,22 @@ def main() -> None:
     """launchgate: AI agents reach production only through gates that can fail a release."""
 
 
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds: 0, a negative number or NaN would make every query
+    fail, which must be bad input (exit 2), not a hold."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r}: must be a positive number of seconds", param, ctx)
+        return seconds
+
+
 def _common(f: Any) -> Any:
     options = [
         click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -189,7 +208,7 @@ def _common(f: Any) -> Any:
         click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="CA bundle for a TLS Prometheus."),
         click.option("--insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate."),
-        click.option("--timeout", type=float, default=10.0, show_default=True,
+        click.option("--timeout", type=Seconds(), default=10.0, show_default=True,
                      help="Seconds one query may take, from connecting to the last byte of the answer."),
     ]
     for option in reversed(options):
@@ -199,7 +218,7 @@ def _common(f: Any) -> Any:
 
 def _deadline_option(default: float) -> Any:
     return click.option(
-        "--deadline", type=click.FloatRange(min=0, min_open=True), default=default, show_default=True,
+        "--deadline", type=Seconds(), default=default, show_default=True,
         help="Seconds the whole command may take, all queries included; a query never runs past it "
         "and none is sent after it (then exit 2).",
     )
@@ -243,9 +262,20 @@ def check(
 ) -> None:
     """Evaluate one gate now and print its contract JSON.
 
-    Exit status: 0 allow; 1 block, or hold — a hold (missing data: empty result, NaN, ...) is
-    not a pass, so CI must not promote on it; 2 bad input (YAML, schema, template variables)
-    or Prometheus unreachable. The reason is one line on stderr.
+    \b
+    Exit status:
+      0 allow.
+      1 block, or hold: missing data (an empty result, NaN, a series
+        absent) holds, and a hold is not a pass, so CI must not promote
+        on it; the data may still come.
+      2 Prometheus is unusable or a query can never succeed: bad input
+        (YAML, schema, template variables, --timeout), Prometheus
+        unreachable or too slow (--timeout, --deadline), not Prometheus
+        (a wrong URL or base path), or a query it refuses (a parse or
+        execution error). Waiting does not fix these.
+
+    The reason is one line on stderr. The contract JSON on stdout is a
+    verdict: it is printed with exit 0 and 1 only, never with 2.
     """
     ends = time.monotonic() + deadline
     try:
@@ -256,10 +286,10 @@ def check(
     source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     evaluated_at = at or datetime.now(UTC)
     result = evaluate(gate.spec, source, variables, at=at)
-    click.echo(json.dumps(contract_json(gate.spec, result, gate.name, evaluated_at), indent=2))
     failure = backend_failure(result)
     if failure:
         _fail(failure)
+    click.echo(json.dumps(contract_json(gate.spec, result, gate.name, evaluated_at), indent=2))
     if result.decision == "allow":
         click.echo(f"launchgate: {_one_line(result.message)}", err=True)
         sys.exit(EXIT_ALLOW)
@@ -362,7 +392,8 @@ def backtest(
     Each row is one evaluation at the window's end, looking back over the gate's window, exactly
     as a live evaluation at that moment would have. Decision changes are listed after the table
     (the first allow -> block is where an incident began). Exit status: 0 when the replay ran,
-    2 on bad input or unreachable Prometheus.
+    2 on bad input, an unusable Prometheus or a query that can never succeed, as for check
+    (nothing is printed on stdout then).
     """
     ends = time.monotonic() + deadline
     try:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from launchgate.api import Blocker, LaunchGateSpec, RollbackTrigger
 from launchgate.core.gates import (
+    TEMPLATE_ERROR,
     GateResult,
     QueryResult,
     TriggerResult,
@@ -100,7 +101,7 @@ def evaluate(
         try:
             q = render_blocker(b, v)
         except TemplateError as e:
-            canary[b.name] = QueryResult.unavailable(f"template error: {e}")
+            canary[b.name] = QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}")
             continue
         canary[b.name] = ask(q.canary, b.query, _bind(v, "canary"))
         if q.baseline is not None:
