@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import pytest
 import yaml
 
 from launchgate.adapters.prometheus import PrometheusSource, source_from_config
+from launchgate_dev.synthetic import SyntheticAgent
 
 NS = "agents"
 
@@ -322,3 +325,111 @@ def test_check_help_and_readme_state_the_exit_code_rule() -> None:
     assert "2 Prometheus is unusable" in text and "1 block, or hold" in text and "missing data" in text
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert "2 Prometheus unusable or a query that can never succeed" in readme
+
+
+# --------------------------------------------------------------------------- 4: gate files as the operator reads them
+
+
+@pytest.fixture
+def agent(prometheus: Any) -> Iterator[Callable[..., SyntheticAgent]]:
+    """Start synthetic agents registered as scrape targets; all stopped and removed afterwards."""
+    started: list[tuple[str, SyntheticAgent]] = []
+
+    def start(version: str, **rates: Any) -> SyntheticAgent:
+        a = SyntheticAgent(version, namespace=NS, **rates).start()
+        name = f"cli-{uuid.uuid4().hex[:8]}"
+        started.append((name, a))
+        prometheus.add_target(name, a.address)
+        return a
+
+    yield start
+    for name, a in started:
+        prometheus.remove_target(name)
+        a.stop()
+
+
+VALUE = 'max(agent_test_value{namespace="$namespace",version="$version",name="score"})'
+
+
+def scored_gate(tmp_path: Path, variables: dict[str, str] | None, target: dict[str, float]) -> Path:
+    spec: dict[str, Any] = {"window": "5m", "blockers": [{"name": "score", "query": VALUE, "target": target}]}
+    if variables is not None:
+        spec["variables"] = variables
+    path = tmp_path / "scored.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate",
+                                    "metadata": {"name": "scored", "namespace": NS}, "spec": spec}))
+    return path
+
+
+def wait_for_series(prometheus: Any, version: str) -> None:
+    source = PrometheusSource(prometheus.url)
+    end = time.monotonic() + 45
+    q = f'max(agent_test_value{{version="{version}",name="score"}})'
+    while source.query(q).value is None:
+        assert time.monotonic() < end, f"no series for {version}"
+        time.sleep(0.25)
+
+
+def test_spec_variables_are_used_by_check_and_backtest(prometheus: Any, agent: Any, tmp_path: Path) -> None:
+    """As the operator evaluates a gate on its own: spec.variables bind $canary/$stable; --var
+    overrides them."""
+    stable = agent(f"s-{uuid.uuid4().hex[:6]}", values={"score": 10})
+    canary = agent(f"c-{uuid.uuid4().hex[:6]}", values={"score": 11})
+    other = agent(f"o-{uuid.uuid4().hex[:6]}", values={"score": 30})
+    for a in (stable, canary, other):
+        wait_for_series(prometheus, a.version)
+    gate = scored_gate(tmp_path, {"canary": canary.version, "stable": stable.version}, {"lteBaselineRatio": 1.2})
+
+    r, _ = run_cli("check", "-f", str(gate), "--prometheus", prometheus.url)
+    assert r.returncode == 0, r.stderr
+    blocker = json.loads(r.stdout)["blockers"]["score"]
+    assert (blocker["value"], blocker["baseline_value"]) == (11, 10)
+
+    r, _ = run_cli("check", "-f", str(gate), "--prometheus", prometheus.url, "--var", f"canary={other.version}")
+    assert r.returncode == 1 and json.loads(r.stdout)["blockers"]["score"]["value"] == 30, r.stderr
+
+    r, _ = run_cli("backtest", "-f", str(gate), "--prometheus", prometheus.url, "--from", "-2s", "--step", "1s",
+                   "-o", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["windows"][-1]["values"] == {"score": 11}
+
+
+@pytest.mark.parametrize("item, hint", [
+    ("canry=v2", "unknown variable"),
+    ("version=v2", "set canary="),
+    ("window=1m", "spec.window"),
+    ("Canary=v2", "unknown variable"),
+])
+def test_unknown_var_names_are_refused(item: str, hint: str, prometheus: Any, tmp_path: Path) -> None:
+    gate = scored_gate(tmp_path, {"canary": "v1", "stable": "v0"}, {"gte": 0})
+    for command, extra in (("check", []), ("backtest", ["--from", "-10m"])):
+        r, _ = run_cli(command, "-f", str(gate), "--prometheus", prometheus.url, "--var", item, *extra)
+        assert r.returncode == 2 and r.stdout == "", (command, r.returncode, r.stderr)
+        name = item.partition("=")[0]
+        assert f"--var {name}" in r.stderr and hint in r.stderr, r.stderr
+        assert "known: namespace, rollout, stable, canary" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("given, missing", [
+    (["canary=v2"], "set stable=..."),
+    (["stable=v1"], "set canary=..."),
+    ([], "set canary=... and stable=..."),
+])
+def test_a_ratio_blocker_says_exactly_which_version_is_missing(given: list[str], missing: str, prometheus: Any,
+                                                               tmp_path: Path) -> None:
+    gate = scored_gate(tmp_path, None, {"lteBaselineRatio": 1.2})
+    args = [arg for item in given for arg in ("--var", item)]
+    r, _ = run_cli("check", "-f", str(gate), "--prometheus", prometheus.url, *args)
+    assert r.returncode == 2 and r.stderr.rstrip().endswith(missing), r.stderr
+    assert "$version is used but not bound" in r.stderr
+
+
+def test_check_json_lists_the_blockers_with_missing_data(prometheus: Any, tmp_path: Path) -> None:
+    gate = gate_file(tmp_path, "vector(1)", "sum(launchgate_no_such_metric)", "vector(0) / 0")
+    r, _ = run_cli("check", "-f", str(gate), "--prometheus", prometheus.url)
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["decision"] == "hold" and doc["missing"] == ["b1", "b2"]
+    backtest, _ = run_cli("backtest", "-f", str(gate), "--prometheus", prometheus.url, "--from", "-1m", "--step",
+                          "1m", "-o", "json")
+    assert json.loads(backtest.stdout)["windows"][-1]["missing"] == doc["missing"]  # the same key and meaning

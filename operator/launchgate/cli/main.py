@@ -29,8 +29,8 @@ from launchgate import __version__
 from launchgate.adapters.prometheus import PrometheusSource
 from launchgate.api import LaunchGateSpec, validation_message
 from launchgate.core.durations import parse_duration
+from launchgate.core.engine import CALLER_VARIABLES, evaluate, render_gate
 from launchgate.core.engine import backtest as run_backtest
-from launchgate.core.engine import evaluate, render_gate
 from launchgate.core.gates import GateResult, contract_json, spec_problems
 from launchgate.core.promql import TemplateError
 
@@ -107,13 +107,29 @@ def pick_gate(gates: Sequence[GateDoc], name: str | None) -> GateDoc:
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Names a caller may not set, and why: the engine binds them itself (see engine.CALLER_VARIABLES).
+_DERIVED = {
+    "version": "$version takes the canary's version (and the stable's for a baseline): set canary=... "
+               "and stable=... instead",
+    "window": "$window is the gate's own spec.window",
+}
+
+
 def parse_vars(items: Iterable[str]) -> dict[str, str]:
-    """`k=v` pairs; values may contain '=' (everything after the first '=' is the value)."""
+    """`k=v` pairs; values may contain '=' (everything after the first '=' is the value).
+
+    Only the variables a gate's queries can be given are accepted: a misspelt name would otherwise
+    be ignored, and the gate judged with the value it was meant to replace (or none)."""
     out: dict[str, str] = {}
+    known = f"(known: {', '.join(CALLER_VARIABLES)})"
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not _VAR.match(key):
             raise InputError(f"--var {item!r}: expected name=value, e.g. --var canary=v2")
+        if key in _DERIVED:
+            raise InputError(f"--var {key}: {_DERIVED[key]} {known}")
+        if key not in CALLER_VARIABLES:
+            raise InputError(f"--var {key}: unknown variable {known}")
         out[key] = value
     return out
 
@@ -202,7 +218,8 @@ def _common(f: Any) -> Any:
         click.option("--prometheus", "url", required=True, envvar="LAUNCHGATE_PROMETHEUS_URL",
                      help="Prometheus base URL [env LAUNCHGATE_PROMETHEUS_URL]."),
         click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
-                     help="Template variable: canary, stable, namespace, rollout (repeatable)."),
+                     help="Template variable: canary, stable, namespace, rollout (repeatable). Overrides the "
+                     "gate's spec.variables; namespace defaults to the gate's metadata.namespace."),
         click.option("--token", envvar="LAUNCHGATE_PROMETHEUS_TOKEN", default=None,
                      help="Bearer token for Prometheus [env LAUNCHGATE_PROMETHEUS_TOKEN]."),
         click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -231,9 +248,12 @@ def _prepare(path: str, name: str | None, var_items: Sequence[str]) -> tuple[Gat
         raise InputError(f"{path}: {e.strerror}") from None
     default_name = "gate" if path == "-" else Path(path).stem
     gate = pick_gate(load_gates(text, default_name), name)
-    variables = parse_vars(var_items)
-    if gate.namespace and "namespace" not in variables:
-        variables["namespace"] = gate.namespace
+    given = parse_vars(var_items)
+    # As the operator evaluates a gate on its own: its namespace, then its spec.variables; --var
+    # then plays the part of a rollout that uses the gate and supplies its own values.
+    variables = {"namespace": gate.namespace} if gate.namespace else {}
+    variables.update(gate.spec.variables)
+    variables.update(given)
     render_gate(gate.spec, variables)  # every template problem is bad input, before any query
     return gate, variables
 

@@ -394,6 +394,7 @@ def contract_json(spec: LaunchGateSpec, result: GateResult, gate_name: str, eval
         "decision": result.decision,
         "passing": result.passing,
         "failing": result.failing,
+        "missing": result.missing,
         "escalate_to": result.escalate_to,
         "message": result.message,
         "evaluatedAt": _rfc3339(evaluated_at),
