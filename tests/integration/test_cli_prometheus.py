@@ -9,6 +9,7 @@ Elapsed-time assertions are generous upper bounds on termination: the point is t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -433,3 +434,35 @@ def test_check_json_lists_the_blockers_with_missing_data(prometheus: Any, tmp_pa
     backtest, _ = run_cli("backtest", "-f", str(gate), "--prometheus", prometheus.url, "--from", "-1m", "--step",
                           "1m", "-o", "json")
     assert json.loads(backtest.stdout)["windows"][-1]["missing"] == doc["missing"]  # the same key and meaning
+
+
+# --------------------------------------------------------------------------- 5: backtest rows
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_backtest_rows_start_at_from(prometheus: Any, tmp_path: Path) -> None:
+    """Rows are evaluations at --from, --from + step, ... up to --to, each the end of its window,
+    like the evaluation times of a Prometheus range query."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    r, _ = run_cli("backtest", "-f", str(gate_file(tmp_path, "vector(1)")), "--prometheus", prometheus.url,
+                   "--from", iso(start), "--to", iso(start + timedelta(minutes=30)), "--step", "10m", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)["windows"]
+    assert [w["end"] for w in rows] == [iso(start + timedelta(minutes=m)) for m in (0, 10, 20, 30)]
+    assert rows[0]["start"] == iso(start - timedelta(minutes=5))  # the gate's 5m window, ending at --from
+    help_text = " ".join(run_cli("backtest", "--help")[0].stdout.split())
+    assert "the first row is the evaluation at --from" in help_text, help_text
+
+
+def test_backtest_table_shows_why_a_row_holds(prometheus: Any, tmp_path: Path) -> None:
+    gate = gate_file(tmp_path, "vector(1)", "sum(launchgate_no_such_metric)", "vector(0) / 0")
+    r = subprocess.run([launchgate_script(), "backtest", "-f", str(gate), "--prometheus", prometheus.url,
+                        "--from", "-2m", "--step", "1m"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    held = [line for line in r.stdout.splitlines() if " hold " in line]
+    assert len(held) == 3, r.stdout
+    assert all("no data: empty vector" in line and "no data: NaN" in line for line in held), r.stdout

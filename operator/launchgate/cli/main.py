@@ -362,6 +362,7 @@ def backtest_json(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]], st
 
 def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{gate.name}: window {gate.spec.window}, {len(rows)} evaluations")
@@ -375,6 +376,11 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
     for t, r in rows:
         cells = []
         for b in r.blockers:
+            if b.missing:
+                # The reason without its "; holds (onMissingData: ...)" tail: the colour says that.
+                why = escape(b.reason.rsplit("; ", 1)[0])
+                cells.append(f"[red]— {why} ✗[/red]" if b.blocking else f"[yellow]— {why}[/yellow]")
+                continue
             v = "—" if b.value is None else f"{b.value:.6g}"
             cells.append(v if b.passed else f"[red]{v} ✗[/red]")
         table.add_row(t.strftime("%Y-%m-%d %H:%M:%S"), f"[{style[r.decision]}]{r.decision}[/]", r.passing, *cells)
@@ -388,8 +394,11 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
 @main.command()
 @_common
 @_deadline_option(600.0)
-@click.option("--from", "from_text", required=True, help="Start: RFC3339, Unix seconds, or relative like -6h.")
-@click.option("--to", "to_text", default="now", show_default=True, help="End: RFC3339, Unix seconds, now or -1h.")
+@click.option("--from", "from_text", required=True,
+              help="Time of the first evaluation (the end of the first window): RFC3339, Unix seconds, or "
+              "relative like -6h.")
+@click.option("--to", "to_text", default="now", show_default=True,
+              help="Time of the last evaluation, if it falls on a step: RFC3339, Unix seconds, now or -1h.")
 @click.option("--step", default=None, help="Distance between evaluations, e.g. 10m [default: the gate's window].")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def backtest(
@@ -409,8 +418,10 @@ def backtest(
 ) -> None:
     """Replay a gate over a past time range, window by window: what would it have decided?
 
-    Each row is one evaluation at the window's end, looking back over the gate's window, exactly
-    as a live evaluation at that moment would have. Decision changes are listed after the table
+    Each row is one evaluation at --from, --from + step, ... up to --to (the evaluation times of a
+    Prometheus range query): the first row is the evaluation at --from. Each looks back over the
+    gate's window from its time, exactly as a live evaluation at that moment would have; a held
+    row shows why each missing blocker has no data. Decision changes are listed after the table
     (the first allow -> block is where an incident began). Exit status: 0 when the replay ran,
     2 on bad input, an unusable Prometheus or a query that can never succeed, as for check
     (nothing is printed on stdout then).
@@ -423,7 +434,7 @@ def backtest(
         step_td = timedelta(seconds=parse_duration(step or gate.spec.window))
         if end <= start:
             raise InputError("--to must be after --from")
-        if (end - start) / step_td > 10_000:
+        if (end - start) // step_td + 1 > 10_000:
             raise InputError("too many windows (more than 10000): use a larger --step")
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))

@@ -182,19 +182,19 @@ def backtest(
     end: datetime,
     step: timedelta,
 ) -> list[tuple[datetime, GateResult]]:
-    """What the gate would have decided at start+step, start+2*step, ... up to `end`.
+    """What the gate would have decided at start, start+step, start+2*step, ... up to `end`
+    (included when it falls on a step): the evaluation times of a Prometheus range query.
 
-    Each evaluation looks back over the gate's own window from its end time, exactly as a live
-    evaluation at that moment would have.
+    Each evaluation looks back over the gate's own window from its time, exactly as a live
+    evaluation at that moment would have, so the first one judges the window that ends at `start`:
+    `start` is where the replay begins to answer "what would the gate have said then?".
     """
     if step <= timedelta(0):
         raise ValueError("step must be positive")
     if end < start:
         raise ValueError("end is before start")
     out: list[tuple[datetime, GateResult]] = []
-    t = start + step
-    if t > end:
-        t = end
+    t = start
     while t <= end:
         out.append((t, evaluate(spec, source, variables, at=t)))
         t += step
