@@ -511,8 +511,9 @@ def test_cli_backtest_finds_where_the_incident_began(
         def iso(t: int) -> str:
             return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
+        # The first evaluation is at --from: the first whole 10m window of history ends at base + 10m.
         args = ["backtest", "-f", str(gate), "--prometheus", old.url, "--var", f"canary={version}",
-                "--from", iso(base), "--to", iso(base + 100 * 60), "--step", "10m"]
+                "--from", iso(base + 10 * 60), "--to", iso(base + 100 * 60), "--step", "10m"]
         out = run_cli(*args, "-o", "json")
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)

@@ -137,12 +137,24 @@ def test_transitions_mark_where_an_incident_began() -> None:
     assert tr[0]["failing"] == ["b"]
 
 
-def test_backend_failure() -> None:
-    down = evaluate_gate(SPEC, {"b": QueryResult.unavailable("prometheus unreachable: [Errno 111] refused")}, {})
-    assert backend_failure(down) == "b: no data: prometheus unreachable: [Errno 111] refused; holds (onMissingData: hold)"
-    syntax = evaluate_gate(SPEC, {"b": QueryResult.unavailable("query error: parse error (HTTP 400, bad_data)")}, {})
-    assert backend_failure(syntax) is not None
-    assert backend_failure(evaluate_gate(SPEC, {"b": QueryResult.unavailable("empty vector")}, {})) is None
+@pytest.mark.parametrize("missing", [
+    "prometheus unreachable: [Errno 111] refused",
+    "query error: parse error (HTTP 400, bad_data)",
+    "query error: many-to-many matching not allowed (HTTP 422, execution)",
+    "query error: HTTP 404 (is the URL Prometheus' base URL?)",
+    "query error: HTTP 501",
+    "query error: unexpected response (unexpected character)",
+    "template error: blocker b: variable $canary is used but not bound (set canary=...)",
+])
+def test_backend_failure(missing: str) -> None:
+    res = evaluate_gate(SPEC, {"b": QueryResult.unavailable(missing)}, {})
+    assert backend_failure(res) == f"blocker b: {missing}"
+    assert res.decision == "hold"  # what the operator does with it
+
+
+@pytest.mark.parametrize("missing", ["empty vector", "NaN", "several series (2) where one was expected"])
+def test_missing_data_is_not_a_backend_failure(missing: str) -> None:
+    assert backend_failure(evaluate_gate(SPEC, {"b": QueryResult.unavailable(missing)}, {})) is None
 
 
 # --------------------------------------------------------------------------- exit 2 before any query

@@ -40,6 +40,12 @@ def test_source_from_config_basic_auth_and_ca_pem() -> None:
         ca.unlink()
 
 
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_a_timeout_that_fails_every_query_is_refused(timeout: str) -> None:
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        source_from_config({"url": "http://p", "timeout": timeout})
+
+
 def test_source_from_config_needs_a_url() -> None:
     with pytest.raises(ValueError, match="'url' is required"):
         source_from_config({"token": "x"})

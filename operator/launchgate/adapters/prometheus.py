@@ -8,12 +8,20 @@ not on an HTTP client; unit tests and benchmarks can plug in something else.
 the CLI calls it directly. It never raises for Prometheus' failures: an unreachable server or a
 bad query becomes missing data with a reason ("prometheus unreachable: ...", "query error: ..."),
 which the gate logic turns into hold (never allow).
+
+`timeout` bounds a whole request: connecting, sending, and every byte of the answer. requests'
+own timeout bounds each socket operation, so a server (or a proxy) that sends a byte every few
+seconds would hold a worker thread for ever; here each read is also cut off at the request's
+deadline. There are no watchdog threads: the calling thread enforces its own deadline.
 """
 
 from __future__ import annotations
 
 import ast
+import http.client
+import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -27,6 +35,8 @@ import orjson
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from requests.adapters import HTTPAdapter, Retry
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from launchgate.adapters import metrics
 from launchgate.core.gates import QUERY_ERROR, UNREACHABLE, QueryResult, RawResponse, from_prometheus
@@ -55,6 +65,121 @@ def _error_from_exception(e: PrometheusApiClientException) -> str:
     return f"{QUERY_ERROR}: {text}"
 
 
+# The deadline (time.monotonic()) of the request this thread is sending, if any. Requests are
+# synchronous and a pooled connection belongs to one thread while it is in use, so a thread-local
+# reaches every socket operation of exactly that request.
+_request = threading.local()
+
+
+def _left() -> float | None:
+    """Seconds until this thread's request deadline (negative once past), or None without one."""
+    at: float | None = getattr(_request, "deadline", None)
+    return None if at is None else at - time.monotonic()
+
+
+def _clipped(timeout: Any) -> Any:
+    """A socket timeout that does not reach past this thread's deadline (urllib3 passes a number,
+    None, or its own "default" marker)."""
+    left = _left()
+    if left is None:
+        return timeout
+    left = max(left, 0.001)  # past the deadline: fail the next operation at once
+    return min(timeout, left) if isinstance(timeout, int | float) else left
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The bytes of one response, each socket read given only the time left before the deadline."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._timeout = sock.gettimeout()  # the read timeout urllib3 set for this response
+        # The socket's own reader: it keeps the socket open while the response is read, even
+        # after the connection lets go of it (a "Connection: close" answer).
+        self._raw = sock.makefile("rb", buffering=0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = _left()
+        if left is not None:
+            if left <= 0:
+                raise TimeoutError("request deadline passed")
+            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        n: int | None = self._raw.readinto(buffer)
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _SocketView:
+    """What http.client.HTTPResponse reads from: the socket, through a _DeadlineReader."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._sock))
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """Status line, headers and body are all read through the deadline, so none can trickle."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SocketView(sock), *args, **kwargs)  # type: ignore[arg-type]
+
+
+class _Bounded:
+    """Connecting and sending never reach past the deadline either."""
+
+    timeout: Any
+    response_class: type[http.client.HTTPResponse] = _DeadlineResponse
+
+    def _new_conn(self) -> Any:
+        self.timeout = _clipped(self.timeout)
+        return super()._new_conn()  # type: ignore[misc]
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self.timeout = _clipped(self.timeout)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _BoundedHTTPConnection(_Bounded, HTTPConnection):
+    pass
+
+
+class _BoundedHTTPSConnection(_Bounded, HTTPSConnection):
+    pass
+
+
+class _BoundedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _BoundedHTTPConnection
+
+
+class _BoundedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _BoundedHTTPSConnection
+
+
+_BOUNDED_POOLS = {"http": _BoundedHTTPPool, "https": _BoundedHTTPSPool}
+
+
+class _BoundedAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections (direct or through an HTTP proxy) honour the deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _BOUNDED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS managers bring their own pool classes
+            manager.pool_classes_by_scheme = _BOUNDED_POOLS
+        return manager
+
+
 def _reshape(result: Any) -> dict[str, Any]:
     """PrometheusConnect.custom_query returns only `result`; recover `resultType` from its shape."""
     if isinstance(result, list) and all(isinstance(x, dict) for x in result):
@@ -75,6 +200,10 @@ class PrometheusSource:
 
     `queries_issued` counts HTTP queries for benchmarks (Prometheus queries per window).
     Thread-safe: the operator may evaluate several rollouts in worker threads at once.
+
+    `timeout` (seconds) bounds each query from connect to the last byte, retries included.
+    `deadline` (a time.monotonic() value) bounds them all: a query never runs past it, and none
+    is sent after it, so a command that asks several queries ends in time whatever the server does.
     """
 
     def __init__(
@@ -89,9 +218,14 @@ class PrometheusSource:
         timeout: float = 10.0,
         retries: int = 1,
         pool_size: int = 32,
+        deadline: float | None = None,
     ) -> None:
+        if not (math.isfinite(timeout) and timeout > 0):
+            # Every query would fail: a misconfiguration to refuse at start-up, not a hold for ever.
+            raise ValueError(f"prometheus timeout must be a positive number of seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.deadline = deadline
         # A token file (a mounted Secret or projected ServiceAccount token) is re-read when it
         # changes: kubelet rotates projected tokens, and a token read once at start-up expires.
         self._token_file = token_file
@@ -126,7 +260,10 @@ class PrometheusSource:
             timeout=timeout,
         )
         # As many pooled connections as worker threads; the default 10 makes the rest reconnect.
-        session.mount(self.url, HTTPAdapter(max_retries=retry, pool_maxsize=pool_size))
+        # The scheme prefixes too, so a redirect to another host is bounded by the deadline as well.
+        adapter = _BoundedAdapter(max_retries=retry, pool_maxsize=pool_size)
+        for prefix in ("http://", "https://", self.url):
+            session.mount(prefix, adapter)
         self._lock = threading.Lock()
         self.queries_issued = 0
 
@@ -164,16 +301,20 @@ class PrometheusSource:
         except OSError:
             pass  # kubelet swaps the file atomically; a missing moment keeps the last token
 
-    def _post(self, promql: str, params: dict[str, Any], path: str = "/api/v1/query") -> Any:
+    def _post(self, promql: str, params: dict[str, Any], path: str, deadline: float) -> Any:
         self._refresh_token()
         pc = self._pc
-        resp = pc._session.post(
-            f"{self.url}{path}",
-            data={"query": promql, **params},
-            headers=pc.headers,
-            auth=pc.auth,
-            timeout=self.timeout,
-        )
+        _request.deadline = deadline
+        try:
+            resp = pc._session.post(
+                f"{self.url}{path}",
+                data={"query": promql, **params},
+                headers=pc.headers,
+                auth=pc.auth,
+                timeout=self.timeout,
+            )
+        finally:
+            _request.deadline = None
         if resp.status_code != 200:
             raise PrometheusApiClientException(f"HTTP Status Code {resp.status_code} ({resp.content!r})")
         # orjson, not requests' json(): a fleet-wide answer is megabytes, decoding it is a large
@@ -200,15 +341,24 @@ class PrometheusSource:
         return self._ask(promql, params, "/api/v1/query_range", matrix=True)
 
     def _ask(self, promql: str, params: dict[str, Any], path: str, matrix: bool) -> RawResponse:
+        now = time.monotonic()
+        deadline, overall = now + self.timeout, False
+        if self.deadline is not None and self.deadline < deadline:
+            if self.deadline <= now:
+                return RawResponse(error=f"{UNREACHABLE}: the overall deadline passed before this query was sent")
+            deadline, overall = self.deadline, True
         with self._lock:
             self.queries_issued += 1
             metrics.observe_prometheus_queries()
         try:
-            data = self._post(promql, params, path)
+            data = self._post(promql, params, path, deadline)
             kind, result = data.get("resultType"), data["result"]
         except PrometheusApiClientException as e:
             return RawResponse(error=_error_from_exception(e))
         except requests.RequestException as e:
+            if time.monotonic() >= deadline - 0.05:  # the deadline, not another failure, ended it
+                within = "before the overall deadline" if overall else f"within the {self.timeout:g}s timeout"
+                return RawResponse(error=f"{UNREACHABLE}: no complete answer {within}")
             return RawResponse(error=f"{UNREACHABLE}: {_short(e)}")
         except (ValueError, KeyError, TypeError, AttributeError) as e:  # a non-JSON or odd body from a proxy
             return RawResponse(error=f"{QUERY_ERROR}: unexpected response ({e})")

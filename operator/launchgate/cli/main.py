@@ -5,15 +5,17 @@ plus a backtester.
     launchgate backtest -f gate.yaml --prometheus URL --from -6h --to now --step 10m
 
 `main` is a click group; other modules add their subcommands with `main.add_command(...)`.
-Exit codes are the CI contract: 0 allow, 1 block or hold (a hold is not a pass), 2 bad input
-or Prometheus unreachable (the gate could not be judged at all).
+Exit codes are the CI contract: 0 allow, 1 block or hold (a hold is not a pass), 2 bad input,
+Prometheus unusable or a query that can never succeed (the gate could not be judged at all).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,9 +31,9 @@ from launchgate.adapters.prometheus import PrometheusSource
 from launchgate.api import LaunchGateSpec, validation_message
 from launchgate.config import env_name
 from launchgate.core.durations import parse_duration
+from launchgate.core.engine import CALLER_VARIABLES, evaluate, render_gate
 from launchgate.core.engine import backtest as run_backtest
-from launchgate.core.engine import evaluate, render_gate
-from launchgate.core.gates import QUERY_ERROR, UNREACHABLE, GateResult, contract_json, spec_problems
+from launchgate.core.gates import GateResult, contract_json, spec_problems
 from launchgate.core.promql import TemplateError
 
 EXIT_ALLOW, EXIT_BLOCK, EXIT_BAD_INPUT = 0, 1, 2
@@ -107,13 +109,29 @@ def pick_gate(gates: Sequence[GateDoc], name: str | None) -> GateDoc:
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# Names a caller may not set, and why: the engine binds them itself (see engine.CALLER_VARIABLES).
+_DERIVED = {
+    "version": "$version takes the canary's version (and the stable's for a baseline): set canary=... "
+               "and stable=... instead",
+    "window": "$window is the gate's own spec.window",
+}
+
+
 def parse_vars(items: Iterable[str]) -> dict[str, str]:
-    """`k=v` pairs; values may contain '=' (everything after the first '=' is the value)."""
+    """`k=v` pairs; values may contain '=' (everything after the first '=' is the value).
+
+    Only the variables a gate's queries can be given are accepted: a misspelt name would otherwise
+    be ignored, and the gate judged with the value it was meant to replace (or none)."""
     out: dict[str, str] = {}
+    known = f"(known: {', '.join(CALLER_VARIABLES)})"
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not _VAR.match(key):
             raise InputError(f"--var {item!r}: expected name=value, e.g. --var canary=v2")
+        if key in _DERIVED:
+            raise InputError(f"--var {key}: {_DERIVED[key]} {known}")
+        if key not in CALLER_VARIABLES:
+            raise InputError(f"--var {key}: unknown variable {known}")
         out[key] = value
     return out
 
@@ -151,10 +169,12 @@ def _rfc3339(t: datetime) -> str:
 
 
 def backend_failure(result: GateResult) -> str | None:
-    """Why the gate could not be judged at all (Prometheus down, a query it rejects), if so."""
+    """Why the gate could not be judged at all, if so: Prometheus unreachable, too slow, not
+    Prometheus (a wrong URL or base path), or refusing a query (parse or execution error). Waiting
+    cannot fix any of these, so they are exit 2; missing data (empty, NaN) is a hold, exit 1."""
     for b in result.blockers:
-        if b.missing and (UNREACHABLE in b.reason or (QUERY_ERROR in b.reason and "bad_data" in b.reason)):
-            return f"{b.name}: {b.reason}"
+        if b.error is not None:
+            return f"blocker {b.name}: {b.error}"
     return None
 
 
@@ -176,6 +196,22 @@ def main() -> None:
     """launchgate: AI agents reach production only through gates that can fail a release."""
 
 
+class Seconds(click.ParamType):
+    """A positive, finite number of seconds: 0, a negative number or NaN would make every query
+    fail, which must be bad input (exit 2), not a hold."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and seconds > 0):
+            self.fail(f"{value!r}: must be a positive number of seconds", param, ctx)
+        return seconds
+
+
 def _common(f: Any) -> Any:
     options = [
         click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -184,17 +220,27 @@ def _common(f: Any) -> Any:
         click.option("--prometheus", "url", required=True, envvar=env_name("prometheus_url"),
                      help=f"Prometheus base URL [env {env_name('prometheus_url')}]."),
         click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
-                     help="Template variable: canary, stable, namespace, rollout (repeatable)."),
+                     help="Template variable: canary, stable, namespace, rollout (repeatable). Overrides the "
+                     "gate's spec.variables; namespace defaults to the gate's metadata.namespace."),
         click.option("--token", envvar=env_name("prometheus_token"), default=None,
                      help=f"Bearer token for Prometheus [env {env_name('prometheus_token')}]."),
         click.option("--ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
                      help="CA bundle for a TLS Prometheus."),
         click.option("--insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate."),
-        click.option("--timeout", type=float, default=10.0, show_default=True, help="Per-query timeout, seconds."),
+        click.option("--timeout", type=Seconds(), default=10.0, show_default=True,
+                     help="Seconds one query may take, from connecting to the last byte of the answer."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _deadline_option(default: float) -> Any:
+    return click.option(
+        "--deadline", type=Seconds(), default=default, show_default=True,
+        help="Seconds the whole command may take, all queries included; a query never runs past it "
+        "and none is sent after it (then exit 2).",
+    )
 
 
 def _prepare(path: str, name: str | None, var_items: Sequence[str]) -> tuple[GateDoc, dict[str, str]]:
@@ -204,19 +250,25 @@ def _prepare(path: str, name: str | None, var_items: Sequence[str]) -> tuple[Gat
         raise InputError(f"{path}: {e.strerror}") from None
     default_name = "gate" if path == "-" else Path(path).stem
     gate = pick_gate(load_gates(text, default_name), name)
-    variables = parse_vars(var_items)
-    if gate.namespace and "namespace" not in variables:
-        variables["namespace"] = gate.namespace
+    given = parse_vars(var_items)
+    # As the operator evaluates a gate on its own: its namespace, then its spec.variables; --var
+    # then plays the part of a rollout that uses the gate and supplies its own values.
+    variables = {"namespace": gate.namespace} if gate.namespace else {}
+    variables.update(gate.spec.variables)
+    variables.update(given)
     render_gate(gate.spec, variables)  # every template problem is bad input, before any query
     return gate, variables
 
 
-def _source(url: str, token: str | None, ca_file: str | None, insecure: bool, timeout: float) -> PrometheusSource:
-    return PrometheusSource(url, bearer_token=token, ca_file=ca_file, insecure_skip_verify=insecure, timeout=timeout)
+def _source(url: str, token: str | None, ca_file: str | None, insecure: bool, timeout: float,
+            deadline: float) -> PrometheusSource:
+    return PrometheusSource(url, bearer_token=token, ca_file=ca_file, insecure_skip_verify=insecure, timeout=timeout,
+                            deadline=deadline)
 
 
 @main.command()
 @_common
+@_deadline_option(60.0)
 @click.option("--at", "at_text", default=None, help="Evaluate at this time instead of now (RFC3339 or -1h).")
 def check(
     path: str,
@@ -227,26 +279,39 @@ def check(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    deadline: float,
     at_text: str | None,
 ) -> None:
     """Evaluate one gate now and print its contract JSON.
 
-    Exit status: 0 allow; 1 block, or hold — a hold (missing data: empty result, NaN, ...) is
-    not a pass, so CI must not promote on it; 2 bad input (YAML, schema, template variables)
-    or Prometheus unreachable. The reason is one line on stderr.
+    \b
+    Exit status:
+      0 allow.
+      1 block, or hold: missing data (an empty result, NaN, a series
+        absent) holds, and a hold is not a pass, so CI must not promote
+        on it; the data may still come.
+      2 Prometheus is unusable or a query can never succeed: bad input
+        (YAML, schema, template variables, --timeout), Prometheus
+        unreachable or too slow (--timeout, --deadline), not Prometheus
+        (a wrong URL or base path), or a query it refuses (a parse or
+        execution error). Waiting does not fix these.
+
+    The reason is one line on stderr. The contract JSON on stdout is a
+    verdict: it is printed with exit 0 and 1 only, never with 2.
     """
+    ends = time.monotonic() + deadline
     try:
         gate, variables = _prepare(path, name, var_items)
         at = parse_time(at_text) if at_text else None
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))
-    source = _source(url, token, ca_file, insecure_skip_verify, timeout)
+    source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     evaluated_at = at or datetime.now(UTC)
     result = evaluate(gate.spec, source, variables, at=at)
-    click.echo(json.dumps(contract_json(gate.spec, result, gate.name, evaluated_at), indent=2))
     failure = backend_failure(result)
     if failure:
         _fail(failure)
+    click.echo(json.dumps(contract_json(gate.spec, result, gate.name, evaluated_at), indent=2))
     if result.decision == "allow":
         click.echo(f"launchgate: {_one_line(result.message)}", err=True)
         sys.exit(EXIT_ALLOW)
@@ -299,6 +364,7 @@ def backtest_json(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]], st
 
 def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"{gate.name}: window {gate.spec.window}, {len(rows)} evaluations")
@@ -312,6 +378,11 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
     for t, r in rows:
         cells = []
         for b in r.blockers:
+            if b.missing:
+                # The reason without its "; holds (onMissingData: ...)" tail: the colour says that.
+                why = escape(b.reason.rsplit("; ", 1)[0])
+                cells.append(f"[red]— {why} ✗[/red]" if b.blocking else f"[yellow]— {why}[/yellow]")
+                continue
             v = "—" if b.value is None else f"{b.value:.6g}"
             cells.append(v if b.passed else f"[red]{v} ✗[/red]")
         table.add_row(t.strftime("%Y-%m-%d %H:%M:%S"), f"[{style[r.decision]}]{r.decision}[/]", r.passing, *cells)
@@ -324,8 +395,12 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
 
 @main.command()
 @_common
-@click.option("--from", "from_text", required=True, help="Start: RFC3339, Unix seconds, or relative like -6h.")
-@click.option("--to", "to_text", default="now", show_default=True, help="End: RFC3339, Unix seconds, now or -1h.")
+@_deadline_option(600.0)
+@click.option("--from", "from_text", required=True,
+              help="Time of the first evaluation (the end of the first window): RFC3339, Unix seconds, or "
+              "relative like -6h.")
+@click.option("--to", "to_text", default="now", show_default=True,
+              help="Time of the last evaluation, if it falls on a step: RFC3339, Unix seconds, now or -1h.")
 @click.option("--step", default=None, help="Distance between evaluations, e.g. 10m [default: the gate's window].")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def backtest(
@@ -337,6 +412,7 @@ def backtest(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    deadline: float,
     from_text: str,
     to_text: str,
     step: str | None,
@@ -344,11 +420,15 @@ def backtest(
 ) -> None:
     """Replay a gate over a past time range, window by window: what would it have decided?
 
-    Each row is one evaluation at the window's end, looking back over the gate's window, exactly
-    as a live evaluation at that moment would have. Decision changes are listed after the table
+    Each row is one evaluation at --from, --from + step, ... up to --to (the evaluation times of a
+    Prometheus range query): the first row is the evaluation at --from. Each looks back over the
+    gate's window from its time, exactly as a live evaluation at that moment would have; a held
+    row shows why each missing blocker has no data. Decision changes are listed after the table
     (the first allow -> block is where an incident began). Exit status: 0 when the replay ran,
-    2 on bad input or unreachable Prometheus.
+    2 on bad input, an unusable Prometheus or a query that can never succeed, as for check
+    (nothing is printed on stdout then).
     """
+    ends = time.monotonic() + deadline
     try:
         gate, variables = _prepare(path, name, var_items)
         now = datetime.now(UTC)
@@ -356,11 +436,11 @@ def backtest(
         step_td = timedelta(seconds=parse_duration(step or gate.spec.window))
         if end <= start:
             raise InputError("--to must be after --from")
-        if (end - start) / step_td > 10_000:
+        if (end - start) // step_td + 1 > 10_000:
             raise InputError("too many windows (more than 10000): use a larger --step")
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))
-    source = _source(url, token, ca_file, insecure_skip_verify, timeout)
+    source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     rows = run_backtest(gate.spec, source, variables, start, end, step_td)
     for _, r in rows:
         failure = backend_failure(r)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from launchgate.api import Blocker, LaunchGateSpec, RollbackTrigger
 from launchgate.core.gates import (
+    TEMPLATE_ERROR,
     GateResult,
     QueryResult,
     TriggerResult,
@@ -24,8 +25,12 @@ from launchgate.core.gates import (
     sustained_trigger_query,
     trigger_needs_baseline,
 )
-from launchgate.core.promql import TemplateError, render
+from launchgate.core.promql import KNOWN_VARIABLES, TemplateError, UnboundVariable, render
 from launchgate.core.protocols import MetricsSource
+
+# The variables a caller binds (a rollout, spec.variables, the CLI's --var). The engine binds the
+# other two itself: $version from canary or stable, $window from the gate's own window.
+CALLER_VARIABLES = tuple(v for v in KNOWN_VARIABLES if v not in ("version", "window"))
 
 
 @dataclass(frozen=True)
@@ -52,16 +57,38 @@ def gate_variables(spec: LaunchGateSpec, variables: Mapping[str, str]) -> dict[s
     return {**variables, "window": spec.window}
 
 
+_TAKES = {"canary": "the canary's version", "stable": "the stable version for the baseline"}
+
+
+def _render_sides(query: str, baseline_query: str | None, variables: Mapping[str, str]) -> tuple[str, str | None]:
+    """The canary side's query, and the baseline side's when there is one. $version takes a
+    different value on each side, so when it is unbound the error names exactly the variables
+    (canary, stable or both) that are missing, not every one that could be."""
+    unbound: list[str] = []
+
+    def side(text: str, version_of: str) -> str:
+        try:
+            return render(text, _bind(variables, version_of))
+        except UnboundVariable as e:
+            if e.name != "version":
+                raise
+            unbound.append(version_of)
+            return ""
+
+    canary = side(query, "canary")
+    baseline = side(baseline_query, "stable") if baseline_query is not None else None
+    if unbound:
+        raise UnboundVariable("version", "variable $version is used but not bound: it takes "
+                              + " and ".join(_TAKES[s] for s in unbound) + ", so set "
+                              + " and ".join(f"{s}=..." for s in unbound))
+    return canary, baseline
+
+
 def render_blocker(blocker: Blocker, variables: Mapping[str, str]) -> BlockerQueries:
     """Render one blocker's queries; TemplateError names the blocker and the variable."""
     try:
-        canary = render(blocker.query, _bind(variables, "canary"))
-        baseline = None
-        if is_ratio(blocker.target):
-            if blocker.baseline_query is not None:
-                baseline = render(blocker.baseline_query, _bind(variables, "stable"))
-            else:
-                baseline = render(blocker.query, _bind(variables, "stable"))
+        baseline_query = (blocker.baseline_query or blocker.query) if is_ratio(blocker.target) else None
+        canary, baseline = _render_sides(blocker.query, baseline_query, variables)
     except TemplateError as e:
         raise TemplateError(f"blocker {blocker.name}: {e}") from None
     return BlockerQueries(blocker.name, canary, baseline)
@@ -100,7 +127,7 @@ def evaluate(
         try:
             q = render_blocker(b, v)
         except TemplateError as e:
-            canary[b.name] = QueryResult.unavailable(f"template error: {e}")
+            canary[b.name] = QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}")
             continue
         canary[b.name] = ask(q.canary, b.query, _bind(v, "canary"))
         if q.baseline is not None:
@@ -110,14 +137,11 @@ def evaluate(
 
 def render_trigger(trigger: RollbackTrigger, variables: Mapping[str, str]) -> tuple[str, str | None]:
     """(canary query, baseline query or None) for a rollback trigger."""
+    baseline_query = (trigger.baseline_query or trigger.query) if trigger_needs_baseline(trigger) else None
     try:
-        canary = render(trigger.query, _bind(variables, "canary"))
-        baseline = None
-        if trigger_needs_baseline(trigger):
-            baseline = render(trigger.baseline_query or trigger.query, _bind(variables, "stable"))
+        return _render_sides(trigger.query, baseline_query, variables)
     except TemplateError as e:
         raise TemplateError(f"trigger {trigger.name}: {e}") from None
-    return canary, baseline
 
 
 def evaluate_trigger(
@@ -158,19 +182,19 @@ def backtest(
     end: datetime,
     step: timedelta,
 ) -> list[tuple[datetime, GateResult]]:
-    """What the gate would have decided at start+step, start+2*step, ... up to `end`.
+    """What the gate would have decided at start, start+step, start+2*step, ... up to `end`
+    (included when it falls on a step): the evaluation times of a Prometheus range query.
 
-    Each evaluation looks back over the gate's own window from its end time, exactly as a live
-    evaluation at that moment would have.
+    Each evaluation looks back over the gate's own window from its time, exactly as a live
+    evaluation at that moment would have, so the first one judges the window that ends at `start`:
+    `start` is where the replay begins to answer "what would the gate have said then?".
     """
     if step <= timedelta(0):
         raise ValueError("step must be positive")
     if end < start:
         raise ValueError("end is before start")
     out: list[tuple[datetime, GateResult]] = []
-    t = start + step
-    if t > end:
-        t = end
+    t = start
     while t <= end:
         out.append((t, evaluate(spec, source, variables, at=t)))
         t += step
@@ -178,6 +202,7 @@ def backtest(
 
 
 __all__ = [
+    "CALLER_VARIABLES",
     "BlockerQueries",
     "backtest",
     "evaluate",

@@ -36,6 +36,7 @@ TOLERANCE = 1e-9
 # Reason prefixes for missing data caused by the metrics backend rather than by the metrics.
 UNREACHABLE = "prometheus unreachable"
 QUERY_ERROR = "query error"
+TEMPLATE_ERROR = "template error"
 DEFAULT_TRIGGER_STEP = "15s"
 PART_LABEL = "launchgate_part"
 
@@ -61,6 +62,15 @@ class QueryResult:
     @classmethod
     def unavailable(cls, reason: str) -> QueryResult:
         return cls(value=None, missing=reason)
+
+
+def unanswered(missing: str) -> bool:
+    """Is this missing-data reason one where no answer came at all: Prometheus unreachable, too
+    slow, not Prometheus, refusing the query (parse or execution error), or a query that cannot be
+    rendered? The alternative is an answer without a usable number (empty vector, NaN, several
+    series): the data is missing, not the means to get it. Both hold a gate; only a caller that
+    reports on the backend (the CLI's exit status) tells them apart."""
+    return missing.startswith((UNREACHABLE, QUERY_ERROR, TEMPLATE_ERROR))
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,8 @@ class BlockerResult:
     owner: str | None = None
     missing: bool = False
     on_missing_data: MissingDataPolicy = "hold"
+    error: str | None = None
+    """Why no answer came at all (see `unanswered`), when that is why this blocker is missing."""
 
     @property
     def blocking(self) -> bool:
@@ -290,14 +302,16 @@ def evaluate_gate(
             passed, reason = _compare(b.target, 0.0, None)
             results.append(BlockerResult(passed=False, reason=reason, **common))
             continue
-        missing_reason = None
+        missing_reason, cause = None, None
         if not c.ok:
-            missing_reason = f"no data: {c.missing}"
+            missing_reason, cause = f"no data: {c.missing}", c.missing
         elif base is not None and not base.ok:
-            missing_reason = f"no baseline data: {base.missing}"
+            missing_reason, cause = f"no baseline data: {base.missing}", base.missing
         if missing_reason is not None:
             effect = "blocks (onMissingData: fail)" if policy == "fail" else "holds (onMissingData: hold)"
-            results.append(BlockerResult(passed=False, missing=True, reason=f"{missing_reason}; {effect}", **common))
+            error = cause if cause is not None and unanswered(cause) else None
+            results.append(BlockerResult(passed=False, missing=True, reason=f"{missing_reason}; {effect}",
+                                         error=error, **common))
             continue
         assert c.value is not None
         passed, reason = _compare(b.target, c.value, base_value)
@@ -381,6 +395,7 @@ def contract_json(spec: LaunchGateSpec, result: GateResult, gate_name: str, eval
         "decision": result.decision,
         "passing": result.passing,
         "failing": result.failing,
+        "missing": result.missing,
         "escalate_to": result.escalate_to,
         "message": result.message,
         "evaluatedAt": _rfc3339(evaluated_at),

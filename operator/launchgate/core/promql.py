@@ -42,6 +42,15 @@ class TemplateError(ValueError):
     """A query cannot be rendered safely; the message names the variable (or the position)."""
 
 
+class UnboundVariable(TemplateError):
+    """A known variable that the query uses has no value; `name` says which, so a caller that knows
+    where the values come from can say exactly what to set."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def escape_string(value: str, quote: str = '"') -> str:
     """Escape `value` for the inside of a PromQL string literal delimited by `quote` (" or ').
 
@@ -161,12 +170,13 @@ def _checked(name: str, variables: Mapping[str, str]) -> str:
     """The value of `name`, or TemplateError saying why it cannot be used at all."""
     if name not in variables:
         if name == "version":
-            raise TemplateError(
+            raise UnboundVariable(
+                name,
                 "variable $version is used but not bound: it takes the canary's version (and the stable's "
-                "for baselines), so set canary=... (and stable=...)"
+                "for baselines), so set canary=... (and stable=...)",
             )
         if name in KNOWN_VARIABLES:
-            raise TemplateError(f"variable ${name} is used but not bound (set {name}=...)")
+            raise UnboundVariable(name, f"variable ${name} is used but not bound (set {name}=...)")
         raise TemplateError(f"unknown variable ${name} (known: {', '.join(KNOWN_VARIABLES)})")
     value = variables[name]
     if not isinstance(value, str):
