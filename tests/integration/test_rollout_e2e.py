@@ -12,6 +12,7 @@ import json
 import random
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +417,40 @@ def test_the_operator_outlives_an_api_server_outage(world: World, control_plane:
                            timeout=60)
         assert st["state"] == "Progressing"
         assert op.starts == 1
+        op.assert_alive()
+    finally:
+        proxy.cut()
+
+
+def _last_evaluated(op: Any, ns: str, name: str) -> float | None:
+    for line in op.scrape().splitlines():
+        if line.startswith("launchgate_rollout_last_evaluated_timestamp_seconds{") and \
+                f'namespace="{ns}"' in line and f'rollout="{name}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_recovered_api_server_sees_every_rollout_evaluated_within_an_interval(world: World,
+                                                                                control_plane: Any) -> None:
+    """While the API server is down a rollout's pass fails and is retried less and less often;
+    once it is back, the watches reconnect but report no change, so only the retry delay brings the
+    rollout back: it must never be longer than the rollout's interval (1 s here)."""
+    w = world
+    proxy = TcpProxy(control_plane.server.removeprefix("https://")).restore()
+    try:
+        # Deployments are re-read every pass, so every pass needs the API server.
+        op = w.start_operator(server=proxy.address, LAUNCHGATE_API_RETRY_MAX_DELAY="300ms",
+                              LAUNCHGATE_RESYNC_INTERVAL="1s", LAUNCHGATE_WATCHED_RESYNC_INTERVAL="1s")
+        given_a_stable_rollout(w, "back")
+        wait_for("a pass counted in the operator's metrics", lambda: _last_evaluated(op, w.ns, "back"), timeout=15)
+        proxy.cut()
+        # Five failed passes in a row: uncapped, the next retry would come 16 s later.
+        failed = f'"msg": "reconcile failed", "rollout": "{w.ns}/back"'
+        wait_for("five failed passes", lambda: op.log.read_text().count(failed) >= 5, timeout=60)
+        proxy.restore()
+        restored = time.time()
+        wait_for("a pass after the API server is back",
+                 lambda: (_last_evaluated(op, w.ns, "back") or 0) > restored, timeout=8, every=0.2)
         op.assert_alive()
     finally:
         proxy.cut()

@@ -29,7 +29,7 @@ from launchgate.adapters.kube import Kube, Packed, StatusWriter, load_config, sl
 from launchgate.adapters.kube_objects import ROLLOUT
 from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
-from launchgate.api import LaunchGateSpec, validation_message
+from launchgate.api import AgentRolloutSpec, LaunchGateSpec, validation_message
 from launchgate.config import Config, ConfigError
 from launchgate.controller.gate_status import idle_gate_status, publish_gate_status
 from launchgate.controller.reconcile import Reconciler, Settings, Watched
@@ -313,7 +313,21 @@ async def _rollout_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry
         log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
                               "detail": str(getattr(e, "body", "") or "")[:2000]}))
         state["backoff"] = min(backoff * 2, 60.0)
-        return backoff
+        # Capped at the rollout's interval like a failing step: after an API server outage the
+        # watches reconnect but report no change, so only this delay brings the rollout back.
+        return min(_interval_of(memo, entry), backoff)
+
+
+def _interval_of(memo: kopf.Memo, entry: Entry) -> float:
+    """The rollout's own interval (the spec's default when unset), read from its watched body; the
+    operator's default when unreadable, so an invalid spec is retried no later than a valid one."""
+    settings = memo.settings
+    try:
+        raw = entry.body.unpack().get("spec", {}).get("interval") or AgentRolloutSpec.model_fields["interval"].default
+        interval = parse_duration(raw)
+    except (ValueError, TypeError, AttributeError):
+        interval = settings.default_gate_interval
+    return max(settings.min_interval, float(interval))
 
 
 async def _gate_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -> float:
