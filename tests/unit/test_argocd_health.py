@@ -22,6 +22,7 @@ import pytest
 import yaml
 from test_rollout_decide import spec as _spec
 
+from kstatus import kstatus
 from launchgate.api import AgentRolloutStatus, LaunchGateSpec
 from launchgate.controller.gate_status import gate_status
 from launchgate.core.gates import BlockerResult, GateResult, summarize
@@ -102,19 +103,6 @@ def run_health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
     status, _, message = proc.stdout.decode().partition("\0")
     assert status in ARGO_HEALTH, f"{status!r} is not an Argo CD health status"
     return status, message
-
-
-def kstatus(obj: dict[str, Any]) -> str:
-    """kstatus' verdict (what Flux uses) from generation and the Reconciling/Stalled conditions."""
-    st = obj.get("status") or {}
-    if st.get("observedGeneration") != obj["metadata"].get("generation"):
-        return "InProgress"
-    conds = {c["type"]: c["status"] for c in st.get("conditions", [])}
-    if conds.get("Stalled") == "True":
-        return "Failed"
-    if conds.get("Reconciling") == "True":
-        return "InProgress"
-    return "Current"
 
 
 # --------------------------------------------------------------------------- Argo CD fixture set
