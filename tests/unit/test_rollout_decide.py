@@ -214,6 +214,57 @@ def test_no_new_record_while_holding_for_the_same_reason() -> None:
     assert second.record is None and len(second.status.history) == len(first.status.history)
 
 
+def passes(s: AgentRolloutSpec, st: AgentRolloutStatus, n: int, **observed) -> list:
+    """`n` passes a second apart, each deciding on the status the one before decided."""
+    outs = []
+    for i in range(n):
+        outs.append(decide(s, st, obs(now=T0 + timedelta(seconds=i), **observed)))
+        st = outs[-1].status
+    return outs
+
+
+def test_a_pause_for_missing_data_is_recorded_once_while_its_count_goes_on() -> None:
+    s = spec(failurePolicy={"maxConsecutiveNoData": 3, "action": "pause"})
+    outs = passes(s, at_phase(1, history=[{"id": "d-p", "decision": "promote", "phase": "Canary1", "at": T0,
+                                           "reason": "promoted"}]), 12, gates={"canary1": gate("hold")})
+    # The first hold and the pause are decisions; every later pass repeats the pause.
+    assert [o.record for o in outs] == ["decision", None, "decision"] + [None] * 9
+    assert [o.status.state for o in outs] == ["Progressing"] * 2 + ["Paused"] * 10
+    assert outs[2].event_type == "Warning" and "(3 evaluations in a row)" in outs[2].reason
+    last = outs[-1].status
+    assert [h.decision for h in last.history] == ["promote", "hold", "hold"]
+    assert last.last_decision is not None and last.last_decision.id == outs[2].record_id
+    # Status still says how long data has been missing: it is written when it changes.
+    assert last.consecutive_no_data == 12 and last.message is not None and "(12 evaluations in a row)" in last.message
+
+
+STEADY = [
+    # (what repeats, status, observation, spec)
+    ("gates blocking", at_phase(1), {"gates": {"canary1": gate("block", ("b",))}}, {}),
+    ("waiting for pods", at_phase(2, traffic_weight=5), {"canary_pods": Pods("r-canary", False, "0/3")},
+     {"availabilityDeadline": "1h"}),
+    ("minimum duration", at_phase(1, phase_started_at=T0), {}, {"phases": [
+        p.model_dump(by_alias=True, exclude_none=True) | ({"minDuration": "1h"} if p.name == "Canary1" else {})
+        for p in spec().effective_phases()]}),
+    ("awaiting approval", at_phase(3), {}, {}),
+    ("paused by spec", at_phase(1), {}, {"paused": True}),
+    ("missing data", at_phase(1), {"gates": {}}, {"failurePolicy": {"maxConsecutiveNoData": 1000}}),
+    ("replay running", at_phase(0), {"replay": "running"}, {"phases": [
+        {"name": "ReplayGate", "weight": 0, "replay": {"template": {"spec": {}}}}, {"name": "Canary1", "weight": 5}]}),
+    ("rolled back", at_phase(1, state="RollingBack", canary_weight=0, decision="rollback"), {}, {}),
+    ("finalizing", decide(spec(), at_phase(3, step=1), obs()).status,
+     {"stable_pods": Pods("r-stable", False, "4/10 available")}, {}),
+]
+
+
+@pytest.mark.parametrize("what,status,observed,spec_fields", STEADY, ids=[s[0] for s in STEADY])
+def test_a_decision_repeated_pass_after_pass_is_recorded_at_most_once(what, status, observed, spec_fields) -> None:
+    outs = passes(spec(**spec_fields), status, 8, **observed)
+    assert sum(o.record is not None for o in outs) <= 1, [(o.record, o.reason) for o in outs]
+    assert all(o.record is None for o in outs[1:]), [(o.record, o.reason) for o in outs]
+    assert len(outs[-1].status.history) == len(outs[0].status.history)
+
+
 def test_history_is_bounded() -> None:
     s = spec(historyLimit=3)
     st = at_phase(0)

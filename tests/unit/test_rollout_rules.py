@@ -163,6 +163,9 @@ def test_gates_lack_data() -> None:
     paused = rollout.gates_lack_data(case(at_phase(1, consecutive_no_data=9), no_data))
     assert paused is not None and paused.status.state == "Paused" and paused.record == "decision"
     assert "(10 evaluations in a row)" in paused.reason
+    still = rollout.gates_lack_data(case(paused.status, no_data))
+    assert still is not None and still.status.state == "Paused" and still.status.consecutive_no_data == 11
+    assert still.record is None and "(11 evaluations in a row)" in still.reason
     rollback = spec(failurePolicy={"maxConsecutiveNoData": 2, "action": "rollback"})
     rolled = rollout.gates_lack_data(case(at_phase(1, consecutive_no_data=1), no_data, rollback))
     assert rolled is not None and rolled.decision == "rollback"

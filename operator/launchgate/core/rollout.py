@@ -366,8 +366,7 @@ def gates_lack_data(c: Case) -> Outcome | None:
     if c.spec.failure_policy.action == "rollback":
         return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
     c.new.state = "Paused"
-    return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, record="decision", warning=True,
-                   values=c.gates.values)
+    return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, warning=True, values=c.gates.values)
 
 
 def minimum_duration(c: Case) -> Outcome | None:
@@ -647,7 +646,8 @@ def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutSt
         or old.last_decision.phase != (new.phase or "")
         or (record is not None and record != "approval-request")
     )
-    if record is None and decision is not None and old.decision != decision:
+    if record is None and decision is not None and decision_class(old.decision, old.state) != decision_class(
+            decision, new.state):
         record = "decision"
     rid = None
     if record is not None:
@@ -662,6 +662,16 @@ def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutSt
     new.conditions = conditions(spec, new, obs.now)
     return Outcome(status=new, decision=decision, reason=reason, values=values, record=record, record_id=rid,
                    event_type="Warning" if warning else "Normal")
+
+
+def decision_class(decision: str | None, state: str | None) -> tuple[str | None, str | None]:
+    """What the timeline tells apart: the decision and the state its reason leaves the rollout in
+    (holding, paused, awaiting approval, rolled back). A pass of the same class as the one before
+    repeats that decision, however its reason differs in detail (a count, a value, which pods
+    are still starting): the timeline has it already, and status carries the details. Rules mark
+    as records of their own only what happens once (a promotion, a rollback, a person's action,
+    an approval request). A rollback is one class whether its traffic is still moving or has moved."""
+    return decision, "Degraded" if state == "RollingBack" else state
 
 
 def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
