@@ -238,6 +238,18 @@ def test_a_pause_for_missing_data_is_recorded_once_while_its_count_goes_on() -> 
     assert last.consecutive_no_data == 12 and last.message is not None and "(12 evaluations in a row)" in last.message
 
 
+def test_records_in_one_step_have_their_own_ids_once_the_history_is_full() -> None:
+    full = [{"id": f"d-{i}", "decision": "promote", "phase": "Canary1", "at": T0, "reason": "r"} for i in range(2)]
+    s = spec(historyLimit=2, failurePolicy={"maxConsecutiveNoData": 2, "action": "pause"})
+    hold, pause = passes(s, at_phase(1, history=full), 2, gates={"canary1": gate("hold")})
+    assert (hold.record, pause.record) == ("decision", "decision") and pause.status.state == "Paused"
+    assert hold.record_id != pause.record_id
+    assert [h.id for h in pause.status.history] == [hold.record_id, pause.record_id]
+    # The same pass decided again (after a crash) makes the same record.
+    assert decide(s, hold.status, obs(now=T0 + timedelta(seconds=9), gates={"canary1": gate("hold")})).record_id \
+        == pause.record_id
+
+
 STEADY = [
     # (what repeats, status, observation, spec)
     ("gates blocking", at_phase(1), {"gates": {"canary1": gate("block", ("b",))}}, {}),

@@ -651,8 +651,10 @@ def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutSt
         record = "decision"
     rid = None
     if record is not None:
+        # From the status decided on, so a pass repeated after a crash makes the same record; the
+        # last record's ID chains them, as the history's length stops growing at its limit.
         rid = "d-" + short_hash(old.canary_revision, new.canary_revision, old.phase_index, old.step_index, decision,
-                                record, len(old.history), n=14)
+                                record, len(old.history), old.last_decision.id if old.last_decision else None, n=14)
     if decision is not None and (changed or record is not None):
         summary = DecisionSummary(id=rid or "d-" + short_hash(reason, obs.now.isoformat()), decision=decision,  # type: ignore[arg-type]
                                   phase=new.phase or old.phase or "", reason=reason[:4096], at=obs.now,
