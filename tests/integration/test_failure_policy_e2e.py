@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness import World
+from harness import WebhookReceiver, World, wait_for
 from kubectl_util import kubectl_json
 from test_rollout_e2e import given_a_stable_rollout, when_a_new_revision_is_applied
 
@@ -48,9 +48,10 @@ def warning_events(w: World, words: str) -> list[dict[str, Any]]:
             if e["type"] == "Warning" and words in e["message"]]
 
 
-def test_a_rollout_paused_for_missing_data_is_recorded_once(world: World) -> None:
+def test_a_rollout_paused_for_missing_data_is_recorded_and_notified_once(world: World) -> None:
     w = world
-    w.start_operator()
+    hook = WebhookReceiver()
+    w.start_operator(LAUNCHGATE_WEBHOOK_URL=hook.url)
     given_a_gate_without_data(w, "silent", "hold")
     given_a_stable_rollout(w, "quiet", phases=phases_through("silent"), historyLimit=4,
                            failurePolicy={"maxConsecutiveNoData": 2, "action": "pause"})
@@ -72,3 +73,10 @@ def test_a_rollout_paused_for_missing_data_is_recorded_once(world: World) -> Non
     assert [h["id"] for h in history if "evaluations in a row" in h["reason"]] == [pauses[0]["id"]]
     # ... so the decisions before it are still in a history of four.
     assert ("Canary1", "promote") in [(h["phase"], h["decision"]) for h in history], history
+    # The owners heard of it once, with the gate's contact to escalate to.
+    notes = wait_for("the pause notification", lambda: [n for n in hook.received if n.get("kind") == "pause"],
+                     timeout=15)
+    hook.close()
+    assert len(notes) == 1, notes
+    assert notes[0]["rollout"] == "quiet" and notes[0]["decision_id"] == pauses[0]["id"]
+    assert notes[0]["escalate_to"] == ["sre-oncall"] and "never_exported" in notes[0]["reason"]
