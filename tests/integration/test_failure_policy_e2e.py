@@ -80,3 +80,26 @@ def test_a_rollout_paused_for_missing_data_is_recorded_and_notified_once(world: 
     assert len(notes) == 1, notes
     assert notes[0]["rollout"] == "quiet" and notes[0]["decision_id"] == pauses[0]["id"]
     assert notes[0]["escalate_to"] == ["sre-oncall"] and "never_exported" in notes[0]["reason"]
+
+
+def test_missing_data_that_blocks_a_gate_still_counts_toward_the_failure_policy(world: World) -> None:
+    w = world
+    w.start_operator()
+    given_a_gate_without_data(w, "strict", "fail")
+    given_a_stable_rollout(w, "failing", phases=phases_through("strict"),
+                           failurePolicy={"maxConsecutiveNoData": 3, "action": "rollback"})
+    when_a_new_revision_is_applied(w, "failing")
+
+    # onMissingData: fail makes the gate block ...
+    wait_for("the gate blocking on missing data",
+             lambda: (w.get("launchgates", "strict").get("status") or {}).get("decision") == "block", timeout=60)
+    # ... and each such pass still lacks data: three in a row (a second apart) roll the canary back.
+    st = w.wait_status("failing", "the failure policy's rollback", lambda s: s.get("state") == "Degraded",
+                       timeout=20)
+    assert st["decision"] == "rollback" and "(3 evaluations in a row)" in st["message"], st
+    rollbacks = [r for r in w.records("failing") if r.get("decision") == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["phase"] == "Canary1", rollbacks
+    assert rollbacks[0]["reason"].startswith("no usable data: strict: never_exported: no data: empty vector; "
+                                             "blocks (onMissingData: fail)"), rollbacks[0]
+    wait_for("traffic on stable, canary scaled down",
+             lambda: w.route_weights("failing") == (100, 0) and w.replicas("failing-canary") == 0, timeout=15)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from launchgate.api import AgentRolloutSpec, AgentRolloutStatus
-from launchgate.core.gates import BlockerResult, GateResult, TriggerResult
+from launchgate.api import AgentRolloutSpec, AgentRolloutStatus, LaunchGateSpec
+from launchgate.core.gates import BlockerResult, GateResult, QueryResult, TriggerResult, evaluate_gate
 from launchgate.core.rollout import (
     ApprovalVote,
     Observation,
@@ -45,6 +45,16 @@ def gate(decision: str = "allow", failing: tuple[str, ...] = (), value: float = 
                               passed=decision == "allow", reason="r", owner=None, missing=decision == "hold")]
     return GateResult(decision=decision, blockers=blockers, passing="1/1" if decision == "allow" else "0/1",
                       failing=list(failing), escalate_to=[], message=f"gate {decision}")
+
+
+def gate_without_data(on_missing_data: str, *, also_failing: bool = False) -> GateResult:
+    """A gate whose blocker `b` has no data, as core.gates judges it under `on_missing_data`;
+    with `also_failing`, a second blocker `c` has data and fails."""
+    spec = LaunchGateSpec.model_validate({"blockers": [
+        {"name": "b", "query": "q", "target": {"gte": 0.99}, "onMissingData": on_missing_data},
+        {"name": "c", "query": "q", "target": {"gte": 0.99}}]})
+    return evaluate_gate(spec, {"b": QueryResult.unavailable("empty vector"),
+                                "c": QueryResult.of(0.5 if also_failing else 1.0)}, {})
 
 
 def all_gates(decision: str = "allow") -> dict:
@@ -117,6 +127,27 @@ def test_consecutive_missing_data_applies_the_failure_policy(action, state) -> N
     assert out.decision == ("rollback" if action == "rollback" else "hold")
     assert next(c for c in out.status.conditions if c.type == "Stalled").status == (
         "True" if action == "pause" else "False")
+
+
+@pytest.mark.parametrize("on_missing_data,also_failing", [("hold", False), ("fail", False), ("hold", True)])
+@pytest.mark.parametrize("action,state", [("pause", "Paused"), ("rollback", "RollingBack")])
+def test_missing_data_counts_toward_the_failure_policy_whether_the_gate_holds_or_blocks(
+        on_missing_data, also_failing, action, state) -> None:
+    s = spec(failurePolicy={"maxConsecutiveNoData": 3, "action": action})
+    silent = obs(gates={"canary1": gate_without_data(on_missing_data, also_failing=also_failing)})
+    outs = passes(s, at_phase(1), 3, gates=silent.gates)
+    assert [o.status.consecutive_no_data for o in outs] == [1, 2, 3]
+    assert [o.decision for o in outs[:2]] == ["hold", "hold"]
+    assert outs[2].status.state == state and "(3 evaluations in a row)" in outs[2].reason
+    assert outs[2].reason.startswith("no usable data: canary1: ") and "b: no data: empty vector" in outs[2].reason
+    assert outs[2].values == {"canary1.b": None, "canary1.c": 0.5 if also_failing else 1.0}
+
+
+def test_a_blocking_gate_with_data_starts_the_count_over_and_ends_a_pause_for_missing_data() -> None:
+    st = at_phase(1, state="Paused", decision="hold", consecutive_no_data=12)
+    out = decide(spec(), st, obs(gates={"canary1": gate("block", ("b",))}))
+    assert (out.decision, out.status.state, out.status.consecutive_no_data) == ("hold", "Progressing", 0)
+    assert out.record == "decision" and out.reason == "gates blocking: canary1 (b)"
 
 
 def test_fired_trigger_rolls_back_with_its_values() -> None:

@@ -164,7 +164,9 @@ class Case:
 @dataclass(frozen=True)
 class GateVerdict:
     """The current phase's gates, read together: each blocker's value, the gates that block and
-    the gates without usable data."""
+    the gates without usable data, whichever way they report it: not evaluated, holding, or
+    blocking with a blocker that has none (its onMissingData is fail, or another blocker fails);
+    a gate that blocks is in both lists then."""
 
     values: dict[str, float | None]
     blocked: list[str]
@@ -184,6 +186,9 @@ def gate_verdict(phase: Phase, obs: Observation) -> GateVerdict:
             values[f"{gate_name}.{b.name}"] = b.value
         if res.decision == "block":
             blocked.append(f"{gate_name} ({', '.join(res.failing)})")
+            no_data = [f"{b.name}: {b.reason}" for b in res.blockers if b.missing]
+            if no_data:
+                missing.append(f"{gate_name}: {'; '.join(no_data)}")
         elif res.decision == "hold":
             missing.append(f"{gate_name}: {res.message}")
     return GateVerdict(values, blocked, missing)
@@ -338,20 +343,32 @@ def replay_running(c: Case) -> Outcome | None:
 
 def gates_block(c: Case) -> Outcome | None:
     """A blocking gate holds the canary, or rolls it back after a replay suite, whose results
-    waiting cannot change. Before missing data: a clear failure outranks a gap."""
+    waiting cannot change. Before missing data: a clear failure outranks a gap. A gate that
+    blocks for missing data (onMissingData: fail) still lacks it, and counts toward the failure
+    policy as if it held."""
     if not c.gates.blocked:
         return None
-    c.new.consecutive_no_data = 0
     reason = "gates blocking: " + "; ".join(c.gates.blocked)
     if c.phase.replay is not None:
         return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
-    return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+    return _failure_policy(c) or _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
 
 
 def gates_lack_data(c: Case) -> Outcome | None:
     """A gate without usable data never promotes: it holds, and after too many evaluations in a
     row the failure policy decides (roll back, or pause). When every gate has data, the count
     starts over and a rollout paused for lack of data goes on, for the rules below to judge."""
+    decided = _failure_policy(c)
+    if decided is not None or not c.gates.missing:
+        return decided
+    return _hold(c.spec, c.status, c.new, c.obs, "no usable data: " + "; ".join(c.gates.missing), c.gates.values)
+
+
+def _failure_policy(c: Case) -> Outcome | None:
+    """Counts the evaluations in a row with a gate short of usable data, whether the gate holds or
+    blocks for it, and applies spec.failurePolicy when there are too many. A pass with data from
+    every gate starts the count over and ends a pause for lack of data. None: the policy does not
+    decide (yet)."""
     missing = c.gates.missing
     if not missing:
         c.new.consecutive_no_data = 0
@@ -359,10 +376,9 @@ def gates_lack_data(c: Case) -> Outcome | None:
             c.new.state = "Progressing"
         return None
     c.new.consecutive_no_data = (c.status.consecutive_no_data or 0) + 1
-    reason = "no usable data: " + "; ".join(missing)
     if c.new.consecutive_no_data < c.spec.failure_policy.max_consecutive_no_data:
-        return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
-    reason = f"{reason} ({c.new.consecutive_no_data} evaluations in a row)"
+        return None
+    reason = f"no usable data: {'; '.join(missing)} ({c.new.consecutive_no_data} evaluations in a row)"
     if c.spec.failure_policy.action == "rollback":
         return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
     c.new.state = "Paused"
