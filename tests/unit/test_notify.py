@@ -135,6 +135,16 @@ def test_slack_payload_over_http(receiver: Receiver) -> None:
     assert "owners reliability: sre-oncall, governance: ai-governance" in context["elements"][0]["text"]
 
 
+def test_a_pause_has_its_own_kind_title_and_emoji() -> None:
+    n = note("pause", reason="no usable data: canary1: p95: no data: empty vector (10 evaluations in a row)")
+    body = build_payload(n, "json")
+    assert (body["kind"], body["dedup_key"]) == ("pause", "agents/support-agent/d-1/pause")
+    assert body["summary"].startswith("Rollout paused: agents/support-agent in Canary1: no usable data")
+    slack = build_payload(n, "slack")
+    assert slack["text"].startswith(":double_vertical_bar: Rollout paused: agents/support-agent in Canary1")
+    assert slack["blocks"][0]["text"]["text"] == "Rollout paused: support-agent"
+
+
 def test_slack_header_respects_slack_limits() -> None:
     body = build_payload(note(rollout="r" * 300, reason="x" * 5000), "slack")
     assert len(body["blocks"][0]["text"]["text"]) <= 150

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from launchgate.api import AgentRolloutSpec, AgentRolloutStatus
-from launchgate.core.gates import BlockerResult, GateResult, TriggerResult
+from launchgate.api import AgentRolloutSpec, AgentRolloutStatus, LaunchGateSpec
+from launchgate.core.gates import BlockerResult, GateResult, QueryResult, TriggerResult, evaluate_gate
 from launchgate.core.rollout import (
     ApprovalVote,
     Observation,
@@ -45,6 +45,16 @@ def gate(decision: str = "allow", failing: tuple[str, ...] = (), value: float = 
                               passed=decision == "allow", reason="r", owner=None, missing=decision == "hold")]
     return GateResult(decision=decision, blockers=blockers, passing="1/1" if decision == "allow" else "0/1",
                       failing=list(failing), escalate_to=[], message=f"gate {decision}")
+
+
+def gate_without_data(on_missing_data: str, *, also_failing: bool = False) -> GateResult:
+    """A gate whose blocker `b` has no data, as core.gates judges it under `on_missing_data`;
+    with `also_failing`, a second blocker `c` has data and fails."""
+    spec = LaunchGateSpec.model_validate({"blockers": [
+        {"name": "b", "query": "q", "target": {"gte": 0.99}, "onMissingData": on_missing_data},
+        {"name": "c", "query": "q", "target": {"gte": 0.99}}]})
+    return evaluate_gate(spec, {"b": QueryResult.unavailable("empty vector"),
+                                "c": QueryResult.of(0.5 if also_failing else 1.0)}, {})
 
 
 def all_gates(decision: str = "allow") -> dict:
@@ -117,6 +127,27 @@ def test_consecutive_missing_data_applies_the_failure_policy(action, state) -> N
     assert out.decision == ("rollback" if action == "rollback" else "hold")
     assert next(c for c in out.status.conditions if c.type == "Stalled").status == (
         "True" if action == "pause" else "False")
+
+
+@pytest.mark.parametrize("on_missing_data,also_failing", [("hold", False), ("fail", False), ("hold", True)])
+@pytest.mark.parametrize("action,state", [("pause", "Paused"), ("rollback", "RollingBack")])
+def test_missing_data_counts_toward_the_failure_policy_whether_the_gate_holds_or_blocks(
+        on_missing_data, also_failing, action, state) -> None:
+    s = spec(failurePolicy={"maxConsecutiveNoData": 3, "action": action})
+    silent = obs(gates={"canary1": gate_without_data(on_missing_data, also_failing=also_failing)})
+    outs = passes(s, at_phase(1), 3, gates=silent.gates)
+    assert [o.status.consecutive_no_data for o in outs] == [1, 2, 3]
+    assert [o.decision for o in outs[:2]] == ["hold", "hold"]
+    assert outs[2].status.state == state and "(3 evaluations in a row)" in outs[2].reason
+    assert outs[2].reason.startswith("no usable data: canary1: ") and "b: no data: empty vector" in outs[2].reason
+    assert outs[2].values == {"canary1.b": None, "canary1.c": 0.5 if also_failing else 1.0}
+
+
+def test_a_blocking_gate_with_data_starts_the_count_over_and_ends_a_pause_for_missing_data() -> None:
+    st = at_phase(1, state="Paused", decision="hold", consecutive_no_data=12)
+    out = decide(spec(), st, obs(gates={"canary1": gate("block", ("b",))}))
+    assert (out.decision, out.status.state, out.status.consecutive_no_data) == ("hold", "Progressing", 0)
+    assert out.record == "decision" and out.reason == "gates blocking: canary1 (b)"
 
 
 def test_fired_trigger_rolls_back_with_its_values() -> None:
@@ -212,6 +243,69 @@ def test_no_new_record_while_holding_for_the_same_reason() -> None:
     first = decide(spec(), at_phase(1), obs(gates={"canary1": gate("block", ("x",))}))
     second = decide(spec(), first.status, obs(gates={"canary1": gate("block", ("x",))}))
     assert second.record is None and len(second.status.history) == len(first.status.history)
+
+
+def passes(s: AgentRolloutSpec, st: AgentRolloutStatus, n: int, **observed) -> list:
+    """`n` passes a second apart, each deciding on the status the one before decided."""
+    outs = []
+    for i in range(n):
+        outs.append(decide(s, st, obs(now=T0 + timedelta(seconds=i), **observed)))
+        st = outs[-1].status
+    return outs
+
+
+def test_a_pause_for_missing_data_is_recorded_once_while_its_count_goes_on() -> None:
+    s = spec(failurePolicy={"maxConsecutiveNoData": 3, "action": "pause"})
+    outs = passes(s, at_phase(1, history=[{"id": "d-p", "decision": "promote", "phase": "Canary1", "at": T0,
+                                           "reason": "promoted"}]), 12, gates={"canary1": gate("hold")})
+    # The first hold and the pause are decisions; every later pass repeats the pause.
+    assert [o.record for o in outs] == ["decision", None, "decision"] + [None] * 9
+    assert [o.status.state for o in outs] == ["Progressing"] * 2 + ["Paused"] * 10
+    assert outs[2].event_type == "Warning" and "(3 evaluations in a row)" in outs[2].reason
+    last = outs[-1].status
+    assert [h.decision for h in last.history] == ["promote", "hold", "hold"]
+    assert last.last_decision is not None and last.last_decision.id == outs[2].record_id
+    # Status still says how long data has been missing: it is written when it changes.
+    assert last.consecutive_no_data == 12 and last.message is not None and "(12 evaluations in a row)" in last.message
+
+
+def test_records_in_one_step_have_their_own_ids_once_the_history_is_full() -> None:
+    full = [{"id": f"d-{i}", "decision": "promote", "phase": "Canary1", "at": T0, "reason": "r"} for i in range(2)]
+    s = spec(historyLimit=2, failurePolicy={"maxConsecutiveNoData": 2, "action": "pause"})
+    hold, pause = passes(s, at_phase(1, history=full), 2, gates={"canary1": gate("hold")})
+    assert (hold.record, pause.record) == ("decision", "decision") and pause.status.state == "Paused"
+    assert hold.record_id != pause.record_id
+    assert [h.id for h in pause.status.history] == [hold.record_id, pause.record_id]
+    # The same pass decided again (after a crash) makes the same record.
+    assert decide(s, hold.status, obs(now=T0 + timedelta(seconds=9), gates={"canary1": gate("hold")})).record_id \
+        == pause.record_id
+
+
+STEADY = [
+    # (what repeats, status, observation, spec)
+    ("gates blocking", at_phase(1), {"gates": {"canary1": gate("block", ("b",))}}, {}),
+    ("waiting for pods", at_phase(2, traffic_weight=5), {"canary_pods": Pods("r-canary", False, "0/3")},
+     {"availabilityDeadline": "1h"}),
+    ("minimum duration", at_phase(1, phase_started_at=T0), {}, {"phases": [
+        p.model_dump(by_alias=True, exclude_none=True) | ({"minDuration": "1h"} if p.name == "Canary1" else {})
+        for p in spec().effective_phases()]}),
+    ("awaiting approval", at_phase(3), {}, {}),
+    ("paused by spec", at_phase(1), {}, {"paused": True}),
+    ("missing data", at_phase(1), {"gates": {}}, {"failurePolicy": {"maxConsecutiveNoData": 1000}}),
+    ("replay running", at_phase(0), {"replay": "running"}, {"phases": [
+        {"name": "ReplayGate", "weight": 0, "replay": {"template": {"spec": {}}}}, {"name": "Canary1", "weight": 5}]}),
+    ("rolled back", at_phase(1, state="RollingBack", canary_weight=0, decision="rollback"), {}, {}),
+    ("finalizing", decide(spec(), at_phase(3, step=1), obs()).status,
+     {"stable_pods": Pods("r-stable", False, "4/10 available")}, {}),
+]
+
+
+@pytest.mark.parametrize("what,status,observed,spec_fields", STEADY, ids=[s[0] for s in STEADY])
+def test_a_decision_repeated_pass_after_pass_is_recorded_at_most_once(what, status, observed, spec_fields) -> None:
+    outs = passes(spec(**spec_fields), status, 8, **observed)
+    assert sum(o.record is not None for o in outs) <= 1, [(o.record, o.reason) for o in outs]
+    assert all(o.record is None for o in outs[1:]), [(o.record, o.reason) for o in outs]
+    assert len(outs[-1].status.history) == len(outs[0].status.history)
 
 
 def test_history_is_bounded() -> None:

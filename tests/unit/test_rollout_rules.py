@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from test_rollout_decide import T0, at_phase, gate, obs, spec
+from test_rollout_decide import T0, at_phase, gate, gate_without_data, obs, spec
 
 from launchgate.api import AgentRolloutSpec, AgentRolloutStatus
 from launchgate.core import rollout
@@ -154,6 +154,27 @@ def test_gates_block() -> None:
     after_replay = rollout.gates_block(case(at_phase(1), blocked, spec_with(1, replay=REPLAY)))
     assert after_replay is not None and after_replay.decision == "rollback"
     assert rollout.gates_block(case(at_phase(1))) is None
+    # A gate that blocks for missing data (onMissingData: fail) counts toward the failure policy.
+    failing = obs(gates={"canary1": gate_without_data("fail")})
+    held = rollout.gates_block(case(at_phase(1, consecutive_no_data=3), failing))
+    assert held is not None and held.decision == "hold" and held.reason == "gates blocking: canary1 (b)"
+    assert held.status.consecutive_no_data == 4
+    paused = rollout.gates_block(case(at_phase(1, consecutive_no_data=9), failing))
+    assert paused is not None and paused.status.state == "Paused" and paused.record == "decision"
+    assert paused.reason.startswith("no usable data: canary1: b: no data: empty vector; blocks (onMissingData: fail)")
+    assert paused.reason.endswith("(10 evaluations in a row)")
+
+
+def test_gate_verdict_names_the_gates_without_data_whichever_way_they_report_it() -> None:
+    phase = spec().effective_phases()[1]
+    for result, blocked in ((gate_without_data("hold"), []), (gate_without_data("fail"), ["canary1 (b)"]),
+                            (gate_without_data("hold", also_failing=True), ["canary1 (c)"])):
+        verdict = rollout.gate_verdict(phase, obs(gates={"canary1": result}))
+        assert verdict.blocked == blocked
+        assert len(verdict.missing) == 1 and verdict.missing[0].startswith("canary1: ") and "b: no data" in \
+            verdict.missing[0]
+    assert rollout.gate_verdict(phase, obs(gates={"canary1": gate("block", ("b",))})).missing == []
+    assert rollout.gate_verdict(phase, obs(gates={})).missing == ["canary1: gate not evaluated"]
 
 
 def test_gates_lack_data() -> None:
@@ -163,6 +184,9 @@ def test_gates_lack_data() -> None:
     paused = rollout.gates_lack_data(case(at_phase(1, consecutive_no_data=9), no_data))
     assert paused is not None and paused.status.state == "Paused" and paused.record == "decision"
     assert "(10 evaluations in a row)" in paused.reason
+    still = rollout.gates_lack_data(case(paused.status, no_data))
+    assert still is not None and still.status.state == "Paused" and still.status.consecutive_no_data == 11
+    assert still.record is None and "(11 evaluations in a row)" in still.reason
     rollback = spec(failurePolicy={"maxConsecutiveNoData": 2, "action": "rollback"})
     rolled = rollout.gates_lack_data(case(at_phase(1, consecutive_no_data=1), no_data, rollback))
     assert rolled is not None and rolled.decision == "rollback"

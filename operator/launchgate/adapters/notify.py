@@ -1,4 +1,4 @@
-"""Owner notifications: a webhook on block, rollback and approval request, with retries.
+"""Owner notifications: a webhook on block, rollback, pause and approval request, with retries.
 
 The AI Agent Production Deployment Checklist's launch-gate contract names owners (reliability,
 governance, cost) so that a failing gate pages someone accountable; "we will watch dashboards" is
@@ -42,9 +42,11 @@ SCHEMA = "launchgate.dev/notification/v1"
 _TITLES = {
     "block": "Launch gate blocked promotion",
     "rollback": "Rollback",
+    "pause": "Rollout paused",
     "approval_request": "Approval requested",
 }
-_EMOJI = {"block": ":no_entry:", "rollback": ":rewind:", "approval_request": ":raising_hand:"}
+_EMOJI = {"block": ":no_entry:", "rollback": ":rewind:", "pause": ":double_vertical_bar:",
+          "approval_request": ":raising_hand:"}
 
 
 # --------------------------------------------------------------------------- payloads (pure)

@@ -462,7 +462,7 @@ class Reconciler:
                  owners: dict[str, str]) -> bool:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         if out.record is not None and out.record_id is not None:
-            self._record(obj, out, owners)
+            self._record(obj, spec, out, owners)
         # Most passes change nothing: comparing the models is a third of the price of dumping both.
         if out.status == old:
             return False
@@ -475,7 +475,7 @@ class Reconciler:
         self.kube.patch_status("agentrollouts", ns, name, patch)
         return True
 
-    def _record(self, obj: dict[str, Any], out: Outcome, owners: dict[str, str]) -> None:
+    def _record(self, obj: dict[str, Any], spec: AgentRolloutSpec, out: Outcome, owners: dict[str, str]) -> None:
         assert out.record_id is not None
         kind = out.record if out.record in ("decision", "approval-request", "action") else "decision"
         st = out.status
@@ -488,16 +488,20 @@ class Reconciler:
             self.kube.event(obj, out.event_type, reason, f"[{out.record_id}] {out.reason}")
             if out.decision is not None:
                 metrics.observe_decision(obj["metadata"]["namespace"], obj["metadata"]["name"], out.decision)
-            self._notify(obj, out, owners)
+            self._notify(obj, spec, out, owners)
 
-    def _notify(self, obj: dict[str, Any], out: Outcome, owners: dict[str, str]) -> None:
-        """Owners hear about rollbacks and approval requests, with the values that caused them."""
+    def _notify(self, obj: dict[str, Any], spec: AgentRolloutSpec, out: Outcome, owners: dict[str, str]) -> None:
+        """Owners hear about rollbacks, pauses and approval requests, with the values that caused
+        them. A pause is the failure policy's (spec.paused is a person's own doing): the canary
+        stays where it is until someone restores its data or acts."""
         if self.notifier is None:
             return
         st = out.status
         kind: NotificationKind
         if out.decision == "rollback":
             kind, role, request = "rollback", "reliability", None
+        elif out.decision == "hold" and st.state == "Paused" and not spec.paused:
+            kind, role, request = "pause", "reliability", None
         elif out.record == "approval-request" and st.pending_approval is not None:
             kind, role, request = "approval_request", st.pending_approval.owner or "reliability", \
                 st.pending_approval.request_id

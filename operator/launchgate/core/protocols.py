@@ -44,8 +44,8 @@ class TrafficRouter(Protocol):
 
 # --------------------------------------------------------------------------- notifications
 
-NotificationKind = Literal["block", "rollback", "approval_request"]
-KINDS: tuple[str, ...] = ("block", "rollback", "approval_request")
+NotificationKind = Literal["block", "rollback", "pause", "approval_request"]
+KINDS: tuple[str, ...] = ("block", "rollback", "pause", "approval_request")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,8 @@ class Notification:
     owners: Mapping[str, str] = field(default_factory=dict)
     """Role -> contact, as configured on the gate (reliability, governance, cost)."""
     escalate_to: Sequence[str] = ()
-    """The contacts this event pages: the owners of the failing blockers or of the approval."""
+    """The contacts this event pages: the owners of the failing blockers or of the approval, the
+    reliability owner for a rollback or a pause."""
     approval_request_id: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 

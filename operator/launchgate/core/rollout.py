@@ -164,7 +164,9 @@ class Case:
 @dataclass(frozen=True)
 class GateVerdict:
     """The current phase's gates, read together: each blocker's value, the gates that block and
-    the gates without usable data."""
+    the gates without usable data, whichever way they report it: not evaluated, holding, or
+    blocking with a blocker that has none (its onMissingData is fail, or another blocker fails);
+    a gate that blocks is in both lists then."""
 
     values: dict[str, float | None]
     blocked: list[str]
@@ -184,6 +186,9 @@ def gate_verdict(phase: Phase, obs: Observation) -> GateVerdict:
             values[f"{gate_name}.{b.name}"] = b.value
         if res.decision == "block":
             blocked.append(f"{gate_name} ({', '.join(res.failing)})")
+            no_data = [f"{b.name}: {b.reason}" for b in res.blockers if b.missing]
+            if no_data:
+                missing.append(f"{gate_name}: {'; '.join(no_data)}")
         elif res.decision == "hold":
             missing.append(f"{gate_name}: {res.message}")
     return GateVerdict(values, blocked, missing)
@@ -338,20 +343,32 @@ def replay_running(c: Case) -> Outcome | None:
 
 def gates_block(c: Case) -> Outcome | None:
     """A blocking gate holds the canary, or rolls it back after a replay suite, whose results
-    waiting cannot change. Before missing data: a clear failure outranks a gap."""
+    waiting cannot change. Before missing data: a clear failure outranks a gap. A gate that
+    blocks for missing data (onMissingData: fail) still lacks it, and counts toward the failure
+    policy as if it held."""
     if not c.gates.blocked:
         return None
-    c.new.consecutive_no_data = 0
     reason = "gates blocking: " + "; ".join(c.gates.blocked)
     if c.phase.replay is not None:
         return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
-    return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
+    return _failure_policy(c) or _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
 
 
 def gates_lack_data(c: Case) -> Outcome | None:
     """A gate without usable data never promotes: it holds, and after too many evaluations in a
     row the failure policy decides (roll back, or pause). When every gate has data, the count
     starts over and a rollout paused for lack of data goes on, for the rules below to judge."""
+    decided = _failure_policy(c)
+    if decided is not None or not c.gates.missing:
+        return decided
+    return _hold(c.spec, c.status, c.new, c.obs, "no usable data: " + "; ".join(c.gates.missing), c.gates.values)
+
+
+def _failure_policy(c: Case) -> Outcome | None:
+    """Counts the evaluations in a row with a gate short of usable data, whether the gate holds or
+    blocks for it, and applies spec.failurePolicy when there are too many. A pass with data from
+    every gate starts the count over and ends a pause for lack of data. None: the policy does not
+    decide (yet)."""
     missing = c.gates.missing
     if not missing:
         c.new.consecutive_no_data = 0
@@ -359,15 +376,13 @@ def gates_lack_data(c: Case) -> Outcome | None:
             c.new.state = "Progressing"
         return None
     c.new.consecutive_no_data = (c.status.consecutive_no_data or 0) + 1
-    reason = "no usable data: " + "; ".join(missing)
     if c.new.consecutive_no_data < c.spec.failure_policy.max_consecutive_no_data:
-        return _hold(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
-    reason = f"{reason} ({c.new.consecutive_no_data} evaluations in a row)"
+        return None
+    reason = f"no usable data: {'; '.join(missing)} ({c.new.consecutive_no_data} evaluations in a row)"
     if c.spec.failure_policy.action == "rollback":
         return _rollback(c.spec, c.status, c.new, c.obs, reason, c.gates.values)
     c.new.state = "Paused"
-    return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, record="decision", warning=True,
-                   values=c.gates.values)
+    return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, warning=True, values=c.gates.values)
 
 
 def minimum_duration(c: Case) -> Outcome | None:
@@ -647,12 +662,15 @@ def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutSt
         or old.last_decision.phase != (new.phase or "")
         or (record is not None and record != "approval-request")
     )
-    if record is None and decision is not None and old.decision != decision:
+    if record is None and decision is not None and decision_class(old.decision, old.state) != decision_class(
+            decision, new.state):
         record = "decision"
     rid = None
     if record is not None:
+        # From the status decided on, so a pass repeated after a crash makes the same record; the
+        # last record's ID chains them, as the history's length stops growing at its limit.
         rid = "d-" + short_hash(old.canary_revision, new.canary_revision, old.phase_index, old.step_index, decision,
-                                record, len(old.history), n=14)
+                                record, len(old.history), old.last_decision.id if old.last_decision else None, n=14)
     if decision is not None and (changed or record is not None):
         summary = DecisionSummary(id=rid or "d-" + short_hash(reason, obs.now.isoformat()), decision=decision,  # type: ignore[arg-type]
                                   phase=new.phase or old.phase or "", reason=reason[:4096], at=obs.now,
@@ -662,6 +680,16 @@ def _finish(spec: AgentRolloutSpec, old: AgentRolloutStatus, new: AgentRolloutSt
     new.conditions = conditions(spec, new, obs.now)
     return Outcome(status=new, decision=decision, reason=reason, values=values, record=record, record_id=rid,
                    event_type="Warning" if warning else "Normal")
+
+
+def decision_class(decision: str | None, state: str | None) -> tuple[str | None, str | None]:
+    """What the timeline tells apart: the decision and the state its reason leaves the rollout in
+    (holding, paused, awaiting approval, rolled back). A pass of the same class as the one before
+    repeats that decision, however its reason differs in detail (a count, a value, which pods
+    are still starting): the timeline has it already, and status carries the details. Rules mark
+    as records of their own only what happens once (a promotion, a rollback, a person's action,
+    an approval request). A rollback is one class whether its traffic is still moving or has moved."""
+    return decision, "Degraded" if state == "RollingBack" else state
 
 
 def _finite(values: dict[str, float | None]) -> dict[str, float | None]:
