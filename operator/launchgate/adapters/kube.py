@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from launchgate import GROUP, VERSION
 from launchgate.adapters import metrics
+from launchgate.adapters.kube_objects import record_rollout_uid, renamed_for_rollout
 
 log = logging.getLogger("launchgate.kube")
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
@@ -394,6 +395,18 @@ class Kube:
         """Create; False when it already exists (the step was done before a restart)."""
         return self._create(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural,
                             body) is not None
+
+    def create_record(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a DecisionRecord once, like `create_once`. Records outlive their rollout, so the
+        name may be held by a record of an earlier rollout of the same name: that one is not this
+        record, which then goes under a name of its own rollout's (one GET, only on a conflict)."""
+        if self.create_once("decisionrecords", namespace, body):
+            return True
+        uid = body["spec"].get("rolloutUid")
+        held = self.get("decisionrecords", namespace, body["metadata"]["name"]) if uid else None
+        if held is None or record_rollout_uid(held) in (None, uid):
+            return False  # this rollout's own record (or one deleted since): written before
+        return self.create_once("decisionrecords", namespace, renamed_for_rollout(body))
 
     def _create(self, create: Callable[..., Any], *args: Any) -> Any:
         """`create(*args)`, counted as a write; None when the object already exists (409): another
