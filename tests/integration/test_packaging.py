@@ -158,6 +158,9 @@ def test_kustomize_renders_the_whole_install(kustomized: Docs) -> None:
                  ("ClusterRoleBinding", "launchgate-operator"), ("ClusterRole", "launchgate-approver"),
                  ("ValidatingAdmissionPolicy", "launchgate-approvals"),
                  ("ValidatingAdmissionPolicyBinding", "launchgate-rollout-actions"),
+                 ("ValidatingAdmissionPolicy", "launchgate-decision-records"),
+                 ("ClusterRole", "launchgate-timeline-retention"),
+                 ("ClusterRoleBinding", "launchgate-timeline-retention"),
                  ("Deployment", "launchgate-operator"), ("Service", "launchgate-operator-metrics")]:
         assert want in kinds
     ns = _one(kustomized, "Namespace", NS)
@@ -254,15 +257,17 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
 def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_default: Docs) -> None:
     """RBAC and admission policies are written twice (plain YAML and chart templates): same rules."""
     for kind, name in [("ClusterRole", "launchgate-operator"), ("ClusterRole", "launchgate-viewer"),
-                       ("ClusterRole", "launchgate-approver"), ("ClusterRole", "launchgate-release-manager")]:
+                       ("ClusterRole", "launchgate-approver"), ("ClusterRole", "launchgate-release-manager"),
+                       ("ClusterRole", "launchgate-timeline-retention")]:
         assert _one(helm_default, kind, name)["rules"] == _one(kustomized, kind, name)["rules"], name
     viewer = _one(helm_default, "ClusterRole", "launchgate-viewer")["metadata"]["labels"]
     assert viewer["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
-        for name in ("launchgate-approvals", "launchgate-rollout-actions"):
+        for name in ("launchgate-approvals", "launchgate-rollout-actions", "launchgate-decision-records"):
             assert _one(helm_default, kind, name)["spec"] == _one(kustomized, kind, name)["spec"], name
-    hb, kb = (_one(d, "ClusterRoleBinding", "launchgate-operator") for d in (helm_default, kustomized))
-    assert hb["subjects"] == kb["subjects"] and hb["roleRef"] == kb["roleRef"]
+    for name in ("launchgate-operator", "launchgate-timeline-retention"):
+        hb, kb = (_one(d, "ClusterRoleBinding", name) for d in (helm_default, kustomized))
+        assert hb["subjects"] == kb["subjects"] and hb["roleRef"] == kb["roleRef"], name
     hp, kp = _pod_spec(helm_default), _pod_spec(kustomized)
     for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken", "volumes"):
         assert hp[key] == kp[key], key
@@ -280,11 +285,22 @@ def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_defau
         {k: v for k, v in helm_values.items() if k in kustomize_values and k != "LAUNCHGATE_PROMETHEUS_URL"}
 
 
+def test_the_records_policy_names_the_operator_service_account_the_chart_installs(helm: Helm) -> None:
+    """Only the retention path deletes a DecisionRecord, and the operator's part of it is its
+    ServiceAccount: the policy must name the one of the release's namespace and name."""
+    retention = {v["name"]: v["expression"] for v in _one(
+        _helm_template(helm, "serviceAccount.name=lg-ops"), "ValidatingAdmissionPolicy",
+        "launchgate-decision-records")["spec"]["variables"]}["retention"]
+    assert f"request.userInfo.username == 'system:serviceaccount:{NS}:lg-ops'" in retention
+    assert "'launchgate-timeline-retention' in request.userInfo.groups" in retention
+
+
 def test_helm_can_switch_off_the_optional_parts(helm: Helm) -> None:
     docs = _helm_template(helm, "admissionPolicies.enabled=false", "rbac.userRoles=false", "metrics.service.enabled=false")
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert not {k for k in kinds if k[0].startswith("ValidatingAdmissionPolicy")}
     assert ("ClusterRole", "launchgate-viewer") not in kinds and ("Service", "launchgate-operator-metrics") not in kinds
+    assert ("ClusterRole", "launchgate-timeline-retention") not in kinds
     assert ("ClusterRole", "launchgate-operator") in kinds and ("Deployment", "launchgate-operator") in kinds
 
 

@@ -4,13 +4,15 @@ retention path deletes them, all judged by the real API server with the shipped 
 from __future__ import annotations
 
 import random
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from harness import CANARY1_BLOCKERS, World, rollout_obj, wait_for
+from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
 
 PHASES = [{"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
@@ -74,3 +76,83 @@ def test_records_have_no_owner_and_outlive_their_rollout_and_its_re_creation(wor
                    lambda: records(w, f"launchgate.dev/rollout-uid={new_uid}"), timeout=15)
     assert [r["spec"]["reason"] for r in own] == ["initial revision becomes stable"]
     assert names <= {r["metadata"]["name"] for r in records(w, f"launchgate.dev/rollout-uid={uid}")}
+
+
+# --------------------------------------------------------------------------- the admission policy
+
+RETENTION_GROUP = "launchgate-timeline-retention"
+
+
+@pytest.fixture(scope="module")
+def policies(kubeconfig: Path) -> None:
+    """The shipped admission policies and user roles, as test_approvals installs them."""
+    for name in ("admission.yaml", "user-roles.yaml"):
+        kubectl(kubeconfig, "apply", "-f", str(ROOT / "manifests" / "base" / name))
+
+
+def a_record(w: World, name: str, rollout: str = "ghost", at: str = "2026-01-01T00:00:00Z") -> str:
+    """A record made by hand (admin, system:masters), as the operator writes one."""
+    body = {"apiVersion": "launchgate.dev/v1alpha1", "kind": "DecisionRecord",
+            "metadata": {"name": name, "namespace": w.ns,
+                         "labels": {"launchgate.dev/rollout": rollout, "launchgate.dev/rollout-uid": "uid-1"}},
+            "spec": {"id": name, "rollout": rollout, "rolloutUid": "uid-1", "kind": "decision", "decision": "hold",
+                     "phase": "Canary1", "revision": "abc", "actor": "launchgate-operator", "at": at}}
+    kubectl(w.kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(body))
+    return name
+
+
+def label(w: World, record: str, *change: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    return kubectl(w.kubeconfig, "label", "decisionrecord", record, "-n", w.ns, "--overwrite", *change, user=user,
+                   check=False)
+
+
+def delete(w: World, record: str, *as_: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    return kubectl(w.kubeconfig, "delete", "decisionrecord", record, "-n", w.ns, "--wait=false", *as_, user=user,
+                   check=False)
+
+
+LABELS_FIXED = "the launchgate.dev/ labels of a DecisionRecord tie it to its rollout"
+NOT_RETENTION = "may not delete a DecisionRecord"
+
+
+def test_the_labels_that_tie_a_record_to_its_rollout_never_change(world: World, policies: None) -> None:
+    w = world
+    rec = a_record(w, "rec-labels")
+    wait_for("the records policy to be active",
+             lambda: LABELS_FIXED in label(w, rec, "launchgate.dev/rollout=other").stderr, timeout=30, every=0.5)
+    for change in ("launchgate.dev/rollout-uid=uid-2", "launchgate.dev/rollout-", "launchgate.dev/rollout-uid-",
+                   "launchgate.dev/role=stable"):
+        refused = label(w, rec, change)
+        assert refused.returncode != 0 and LABELS_FIXED in refused.stderr, (change, refused.stderr)
+    assert [r["metadata"]["name"] for r in records(w, "launchgate.dev/rollout=ghost")] == [rec]
+    # Other labels are the user's: the policy is about the timeline's, not a blanket refusal.
+    assert label(w, rec, "team=audit").returncode == 0
+
+
+def test_only_the_retention_group_deletes_a_record_whatever_rbac_allows(world: World, policies: None) -> None:
+    w = world
+    rec = a_record(w, "rec-delete")
+    wait_for("the records policy to be active", lambda: NOT_RETENTION in delete(w, rec).stderr, timeout=30,
+             every=0.5)
+    # A cluster-admin (system:masters: RBAC allows everything) is refused, by name and as a collection.
+    refused = delete(w, rec)
+    assert refused.returncode != 0 and f"admin {NOT_RETENTION}" in refused.stderr, refused.stderr
+    collection = kubectl(w.kubeconfig, "delete", "--raw", f"/apis/launchgate.dev/v1alpha1/namespaces/{w.ns}/"
+                         "decisionrecords", check=False)
+    assert collection.returncode != 0 and NOT_RETENTION in collection.stderr, collection.stderr
+    # mallory holds the retention role by RBAC but is not in the group: refused too.
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "mallory-retention", "namespace": w.ns},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": RETENTION_GROUP},
+               "subjects": [{"kind": "User", "name": "mallory", "apiGroup": "rbac.authorization.k8s.io"}]}
+    kubectl(w.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(binding))
+    can = kubectl(w.kubeconfig, "auth", "can-i", "delete", "decisionrecords.launchgate.dev", "-n", w.ns,
+                  user="mallory", check=False)
+    assert can.stdout.strip() == "yes", can.stdout + can.stderr
+    refused = delete(w, rec, user="mallory")
+    assert refused.returncode != 0 and f"mallory {NOT_RETENTION}" in refused.stderr, refused.stderr
+    assert [r["metadata"]["name"] for r in records(w)] == [rec]
+    # A member of the group (RBAC through the shipped binding) may: the documented retention path.
+    allowed = delete(w, rec, "--as=dana", f"--as-group={RETENTION_GROUP}")
+    assert allowed.returncode == 0, allowed.stderr
+    wait_for("the record gone", lambda: records(w) == [], timeout=10)
