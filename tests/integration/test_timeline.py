@@ -118,8 +118,10 @@ NOT_RETENTION = "may not delete a DecisionRecord"
 def test_the_labels_that_tie_a_record_to_its_rollout_never_change(world: World, policies: None) -> None:
     w = world
     rec = a_record(w, "rec-labels")
-    wait_for("the records policy to be active",
-             lambda: LABELS_FIXED in label(w, rec, "launchgate.dev/rollout=other").stderr, timeout=30, every=0.5)
+    # Probed by server-side dry runs, which admission judges too: a change let through before the
+    # policy is active must not land, or the probe would be a no-op from then on.
+    wait_for("the records policy to be active", lambda: LABELS_FIXED in label(
+        w, rec, "launchgate.dev/rollout=other", "--dry-run=server").stderr, timeout=30, every=0.5)
     for change in ("launchgate.dev/rollout-uid=uid-2", "launchgate.dev/rollout-", "launchgate.dev/rollout-uid-",
                    "launchgate.dev/role=stable"):
         refused = label(w, rec, change)
@@ -132,8 +134,8 @@ def test_the_labels_that_tie_a_record_to_its_rollout_never_change(world: World, 
 def test_only_the_retention_group_deletes_a_record_whatever_rbac_allows(world: World, policies: None) -> None:
     w = world
     rec = a_record(w, "rec-delete")
-    wait_for("the records policy to be active", lambda: NOT_RETENTION in delete(w, rec).stderr, timeout=30,
-             every=0.5)
+    wait_for("the records policy to be active", lambda: NOT_RETENTION in delete(w, rec, "--dry-run=server").stderr,
+             timeout=30, every=0.5)
     # A cluster-admin (system:masters: RBAC allows everything) is refused, by name and as a collection.
     refused = delete(w, rec)
     assert refused.returncode != 0 and f"admin {NOT_RETENTION}" in refused.stderr, refused.stderr
