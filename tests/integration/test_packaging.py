@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import kustomize_with_retention
 from kubectl_util import kubectl
 from launchgate_dev import devenv
 
@@ -103,6 +105,16 @@ def helm_default(helm: Helm) -> Docs:
     return _helm_template(helm)
 
 
+@pytest.fixture(scope="module")
+def kustomized_retention(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Docs:
+    return kustomize_with_retention(kubeconfig, tmp_path_factory.mktemp("retention-overlay"))
+
+
+@pytest.fixture(scope="module")
+def helm_retention(helm: Helm) -> Docs:
+    return _helm_template(helm, "recordRetention=2160h")
+
+
 ALL_OPTIONS = (
     "prometheus.existingSecret=prometheus-credentials",
     "prometheus.caKey=ca.crt",
@@ -112,6 +124,7 @@ ALL_OPTIONS = (
     "extraArgs={--verbose}",
     "metrics.serviceMonitor.enabled=true",
     "priorityClassName=system-cluster-critical",
+    "recordRetention=2160h",
 )
 
 
@@ -243,6 +256,7 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
     assert env["LAUNCHGATE_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {"name": "launchgate-webhook", "key": "url"}
     assert env["LAUNCHGATE_WEBHOOK_AUTHORIZATION"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert env["LAUNCHGATE_WEBHOOK_FORMAT"]["value"] == "slack"
+    assert env["LAUNCHGATE_RECORD_RETENTION"]["value"] == "2160h"
     assert c["args"][2:] == ["--namespace", "agents", "--namespace", "agents-staging", "--verbose"]
     mount = next(m for m in c["volumeMounts"] if m["name"] == "prometheus-credentials")
     assert mount["readOnly"] is True and mount["mountPath"] == "/var/run/secrets/launchgate/prometheus"
@@ -283,6 +297,35 @@ def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_defau
     kustomize_values = {e["name"]: e.get("value") for e in kc["env"] if "value" in e}
     assert {k: v for k, v in kustomize_values.items() if k in helm_values and k != "LAUNCHGATE_PROMETHEUS_URL"} == \
         {k: v for k, v in helm_values.items() if k in kustomize_values and k != "LAUNCHGATE_PROMETHEUS_URL"}
+
+
+def _env(docs: Docs) -> dict[str, Any]:
+    (c,) = _pod_spec(docs)["containers"]
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_the_retention_option_is_the_same_in_kustomize_and_helm(kustomized: Docs, helm_default: Docs,
+                                                                kustomized_retention: Docs,
+                                                                helm_retention: Docs) -> None:
+    """Only with a retention does the operator get `delete` on records: the component and the
+    chart's recordRetention grant the same, and the base install and the chart's defaults nothing."""
+    name = "launchgate-operator-record-retention"
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert not [d for d in kustomized + helm_default if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert _one(helm_retention, "ClusterRole", name)["rules"] == _one(kustomized_retention, "ClusterRole", name)[
+        "rules"] == [{"apiGroups": ["launchgate.dev"], "resources": ["decisionrecords"], "verbs": ["delete"]}]
+    hb, kb = (_one(d, "ClusterRoleBinding", name) for d in (helm_retention, kustomized_retention))
+    assert hb["subjects"] == kb["subjects"] == [{"kind": "ServiceAccount", "name": SA, "namespace": NS}]
+    assert hb["roleRef"] == kb["roleRef"]
+    assert _env(helm_retention)["LAUNCHGATE_RECORD_RETENTION"] == _env(kustomized_retention)[
+        "LAUNCHGATE_RECORD_RETENTION"] == "2160h"
+    assert "LAUNCHGATE_RECORD_RETENTION" not in _env(kustomized) | _env(helm_default)
+
+
+def test_the_retention_renders_pass_a_server_side_dry_run(kubeconfig: Path, installed: None,
+                                                          kustomized_retention: Docs, helm_retention: Docs) -> None:
+    _dry_run_apply(kubeconfig, kustomized_retention)
+    _dry_run_apply(kubeconfig, helm_retention)
 
 
 def test_the_records_policy_names_the_operator_service_account_the_chart_installs(helm: Helm) -> None:
@@ -382,6 +425,34 @@ def test_operator_may(kubeconfig: Path, sa_token: str, check: tuple[str, ...]) -
 def test_operator_may_not(kubeconfig: Path, sa_token: str, check: tuple[str, ...]) -> None:
     verb, resource, *extra = check
     assert not _can_i(kubeconfig, sa_token, verb, resource, *(extra or ["-n", APP_NS]))
+
+
+def test_with_the_retention_component_the_operator_may_delete_records_and_nothing_more(
+        kubeconfig: Path, sa_token: str, kustomized_retention: Docs) -> None:
+    """The component's role, bound to the real ServiceAccount under a name of this test's own."""
+    name = "launchgate-operator-record-retention"
+    binding = copy.deepcopy(_one(kustomized_retention, "ClusterRoleBinding", name))
+    binding["metadata"]["name"] = f"{name}-packaging-test"
+    kubectl(kubeconfig, "apply", "-f", "-",
+            stdin=yaml.safe_dump_all([_one(kustomized_retention, "ClusterRole", name), binding]))
+    try:
+        assert wait_until(lambda: _can_i(kubeconfig, sa_token, "delete", "decisionrecords.launchgate.dev", "-n",
+                                         APP_NS))
+        for verb, resource in (("update", "decisionrecords.launchgate.dev"), ("patch", "decisionrecords.launchgate.dev"),
+                               ("delete", "agentrollouts.launchgate.dev"), ("delete", "approvals.launchgate.dev")):
+            assert not _can_i(kubeconfig, sa_token, verb, resource, "-n", APP_NS), (verb, resource)
+    finally:
+        kubectl(kubeconfig, "delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
+
+
+def wait_until(check: Any, timeout: float = 10.0) -> bool:
+    """RBAC changes reach the authorizer through its informer, a moment after they are stored."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_operator_cannot_read_secrets(kubeconfig: Path, sa_token: str) -> None:

@@ -3,16 +3,19 @@ retention path deletes them, all judged by the real API server with the shipped 
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj, wait_for
+from harness import CANARY1_BLOCKERS, ROOT, Operator, World, kustomize_with_retention, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
 
 PHASES = [{"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
@@ -158,3 +161,86 @@ def test_only_the_retention_group_deletes_a_record_whatever_rbac_allows(world: W
     allowed = delete(w, rec, "--as=dana", f"--as-group={RETENTION_GROUP}")
     assert allowed.returncode == 0, allowed.stderr
     wait_for("the record gone", lambda: records(w) == [], timeout=10)
+
+
+# --------------------------------------------------------------------------- retention
+
+SA_NS, SA = "launchgate-system", "launchgate-operator"
+RETENTION_ROLE = "launchgate-operator-record-retention"
+
+
+@pytest.fixture
+def service_account_kubeconfig(kubeconfig: Path, tmp_path: Path, policies: None) -> Iterator[Path]:
+    """The operator as it runs in a cluster: its real ServiceAccount (a TokenRequest token), bound
+    to the shipped ClusterRole and to the manifests/retention component's, whose Deployment patch
+    is checked to set LAUNCHGATE_RECORD_RETENTION. The bindings get names of this test's own (the
+    harness binds the shipped name to its token user) and go afterwards, so no other test sees an
+    operator that may delete records."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    docs = kustomize_with_retention(kubeconfig, overlay)
+    (container,) = one(docs, "Deployment", "launchgate-operator")["spec"]["template"]["spec"]["containers"]
+    assert "LAUNCHGATE_RECORD_RETENTION" in {e["name"] for e in container["env"]}
+    bindings = []
+    for name in ("launchgate-operator", RETENTION_ROLE):
+        b = one(docs, "ClusterRoleBinding", name)
+        b["metadata"]["name"] = f"{name}-timeline-test"
+        bindings.append(b)
+    objs = [one(docs, "Namespace", SA_NS), one(docs, "ServiceAccount", SA), one(docs, "ClusterRole", "launchgate-operator"),
+            one(docs, "ClusterRole", RETENTION_ROLE), *bindings]
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(objs))
+    token = kubectl(kubeconfig, "create", "token", SA, "-n", SA_NS, "--duration=1h").stdout.strip()
+    config = yaml.safe_load(kubeconfig.read_text())
+    config["users"] = [{"name": SA, "user": {"token": token}}]
+    config["contexts"] = [{"name": SA, "context": {"cluster": config["clusters"][0]["name"], "user": SA}}]
+    config["current-context"] = SA
+    path = tmp_path / "service-account.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    who = kubectl_json(path, "auth", "whoami")["status"]["userInfo"]["username"]
+    assert who == f"system:serviceaccount:{SA_NS}:{SA}", who
+    try:
+        yield path
+    finally:
+        for b in bindings:
+            kubectl(kubeconfig, "delete", "clusterrolebinding", b["metadata"]["name"], check=False)
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return found
+
+
+def events(w: World, reason: str) -> list[dict[str, Any]]:
+    return [e for e in kubectl_json(w.kubeconfig, "get", "events", "-n", w.ns)["items"] if e.get("reason") == reason]
+
+
+def test_the_operator_deletes_records_older_than_its_retention_and_says_so(
+        world: World, service_account_kubeconfig: Path) -> None:
+    w = world
+    now = datetime.now(UTC)
+    old = a_record(w, "ghost-old", at=(now - timedelta(days=1)).isoformat().replace("+00:00", "Z"))
+    young = a_record(w, "ghost-young", at=(now + timedelta(hours=1)).isoformat().replace("+00:00", "Z"))
+    w.operator = Operator(service_account_kubeconfig, w.prometheus.url, w.ns, w.workdir,
+                          LAUNCHGATE_RECORD_RETENTION="6s").start()
+
+    # The record of a rollout that is gone: deleted, with an Event in the namespace about that rollout.
+    wait_for("the expired record to go", lambda: old not in {r["metadata"]["name"] for r in records(w)}, timeout=30)
+    (gone,) = wait_for("the Event about it", lambda: events(w, "RecordsExpired"), timeout=15)
+    assert gone["involvedObject"]["kind"] == "AgentRollout" and gone["involvedObject"]["name"] == "ghost"
+    assert gone["involvedObject"]["uid"] == "uid-1" and old in gone["message"] and "6s" in gone["message"]
+    deleted = [json.loads(line.split(" ", 4)[-1]) for line in w.operator.log.read_text().splitlines()
+               if '"msg": "decision record deleted"' in line]
+    assert [(d["record"], d["rollout"], d["at"]) for d in deleted] == [
+        (f"{w.ns}/{old}", "ghost", (now - timedelta(days=1)).isoformat().replace("+00:00", "Z"))]
+
+    # A live rollout's records go once older than the retention, the Event on the rollout itself.
+    rollout = a_stable_rollout(w, "short")
+    first = wait_for("its first record", lambda: records(w, "launchgate.dev/rollout=short"), timeout=15)
+    wait_for("its records to expire", lambda: not records(w, "launchgate.dev/rollout=short"), timeout=30)
+    on_rollout = wait_for("the Event on the rollout", lambda: [
+        e for e in events(w, "RecordsExpired") if e["involvedObject"].get("uid") == rollout["metadata"]["uid"]],
+        timeout=15)
+    assert first[0]["metadata"]["name"] in on_rollout[0]["message"]
+    # A record younger than the retention stays; so does the operator, whose work this was.
+    assert young in {r["metadata"]["name"] for r in records(w)}
+    w.operator.assert_alive()

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -407,6 +407,34 @@ class Kube:
         if held is None or record_rollout_uid(held) in (None, uid):
             return False  # this rollout's own record (or one deleted since): written before
         return self.create_once("decisionrecords", namespace, renamed_for_rollout(body))
+
+    def record_pages(self, namespace: str | None) -> Iterator[Sequence[dict[str, Any]]]:
+        """Every DecisionRecord of a namespace (None: of all), a page at a time, so a timeline of
+        any length is never held whole."""
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"limit": self.list_page, "_continue": token}
+            if namespace is None:
+                page = self.custom.list_cluster_custom_object(GROUP, VERSION, "decisionrecords", **kw)
+            else:
+                page = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "decisionrecords", **kw)
+            yield list(page.get("items", []))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def delete_record(self, namespace: str, name: str, uid: str | None) -> bool:
+        """Delete the DecisionRecord listed with this uid (not one made since under its name);
+        False when it is gone already."""
+        self._wrote()
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "decisionrecords", name, body=body)
+        except ApiException as e:
+            if e.status in (404, 409):  # 409: the uid precondition failed, another record has the name now
+                return False
+            raise
+        return True
 
     def _create(self, create: Callable[..., Any], *args: Any) -> Any:
         """`create(*args)`, counted as a write; None when the object already exists (409): another
