@@ -61,6 +61,12 @@ def _stripped_optional(value: Any) -> Any:
     return _optional(value.strip() if isinstance(value, str) else value)
 
 
+def _optional_seconds(value: Any) -> Any:
+    """A duration, or None when unset or empty."""
+    value = _optional(value)
+    return None if value is None else _seconds(value)
+
+
 def _setting(default: str | None, *, description: str, **constraints: Any) -> Any:
     """A field whose default is the variable's text, validated like a value that was set (typed Any:
     the text is no float or int until validation)."""
@@ -154,6 +160,17 @@ class Config(BaseSettings):
                     "than this: raise it when samples reach Prometheus later than that, e.g. through "
                     "remote write.")
 
+    # ------------------------------------------------------------------ decision timeline
+    record_retention: Annotated[float | None, BeforeValidator(_optional_seconds)] = _setting(
+        None,
+        description="How long DecisionRecords are kept, counted from their `spec.at`: the operator deletes "
+                    "older ones in the namespaces it watches, looking every tenth of this (at least every "
+                    "second, at most every hour), and says so in a JSON log line per record and an Event on "
+                    "the AgentRollout they are about (in its namespace, whether it still exists or not). The "
+                    "ServiceAccount needs `delete` on them for this: the `manifests/retention` component or "
+                    "the chart's `recordRetention` grant it, and the admission policy lets no one else but "
+                    "the group `launchgate-timeline-retention` delete a record. Unset: kept for ever.")
+
     # ------------------------------------------------------------------ Kubernetes API
     resync_interval: Seconds = _setting(
         "5m",
@@ -229,6 +246,14 @@ class Config(BaseSettings):
     def _positive_delay(cls, value: float) -> float:
         # Kopf would retry a failed request with no pause at all.
         if not value > 0:
+            raise ValueError(f"must be more than 0s, got {value:g}s")
+        return value
+
+    @field_validator("record_retention")
+    @classmethod
+    def _positive_retention(cls, value: float | None) -> float | None:
+        # 0s would delete every record as soon as it is written.
+        if value is not None and not value > 0:
             raise ValueError(f"must be more than 0s, got {value:g}s")
         return value
 

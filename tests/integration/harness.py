@@ -177,6 +177,15 @@ def operator_kubeconfig(kubeconfig: Path, workdir: Path, server: str | None = No
     return path
 
 
+def kustomize_with_retention(kubeconfig: Path, workdir: Path) -> list[dict[str, Any]]:
+    """manifests/ with the manifests/retention component, rendered as a user's overlay includes them."""
+    (workdir / "kustomization.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+         "resources": [os.path.relpath(ROOT / "manifests", workdir)],
+         "components": [os.path.relpath(ROOT / "manifests" / "retention", workdir)]}))
+    return [d for d in yaml.safe_load_all(kubectl(kubeconfig, "kustomize", str(workdir)).stdout) if d]
+
+
 class Operator:
     """The operator as a process: start, SIGKILL, restart."""
 

@@ -20,6 +20,7 @@ import copy
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness import kustomize_with_retention
 from kubectl_util import kubectl
 from launchgate_dev import devenv
 
@@ -103,6 +105,16 @@ def helm_default(helm: Helm) -> Docs:
     return _helm_template(helm)
 
 
+@pytest.fixture(scope="module")
+def kustomized_retention(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Docs:
+    return kustomize_with_retention(kubeconfig, tmp_path_factory.mktemp("retention-overlay"))
+
+
+@pytest.fixture(scope="module")
+def helm_retention(helm: Helm) -> Docs:
+    return _helm_template(helm, "recordRetention=2160h")
+
+
 ALL_OPTIONS = (
     "prometheus.existingSecret=prometheus-credentials",
     "prometheus.caKey=ca.crt",
@@ -112,6 +124,7 @@ ALL_OPTIONS = (
     "extraArgs={--verbose}",
     "metrics.serviceMonitor.enabled=true",
     "priorityClassName=system-cluster-critical",
+    "recordRetention=2160h",
 )
 
 
@@ -158,6 +171,9 @@ def test_kustomize_renders_the_whole_install(kustomized: Docs) -> None:
                  ("ClusterRoleBinding", "launchgate-operator"), ("ClusterRole", "launchgate-approver"),
                  ("ValidatingAdmissionPolicy", "launchgate-approvals"),
                  ("ValidatingAdmissionPolicyBinding", "launchgate-rollout-actions"),
+                 ("ValidatingAdmissionPolicy", "launchgate-decision-records"),
+                 ("ClusterRole", "launchgate-timeline-retention"),
+                 ("ClusterRoleBinding", "launchgate-timeline-retention"),
                  ("Deployment", "launchgate-operator"), ("Service", "launchgate-operator-metrics")]:
         assert want in kinds
     ns = _one(kustomized, "Namespace", NS)
@@ -240,6 +256,7 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
     assert env["LAUNCHGATE_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {"name": "launchgate-webhook", "key": "url"}
     assert env["LAUNCHGATE_WEBHOOK_AUTHORIZATION"]["valueFrom"]["secretKeyRef"]["optional"] is True
     assert env["LAUNCHGATE_WEBHOOK_FORMAT"]["value"] == "slack"
+    assert env["LAUNCHGATE_RECORD_RETENTION"]["value"] == "2160h"
     assert c["args"][2:] == ["--namespace", "agents", "--namespace", "agents-staging", "--verbose"]
     mount = next(m for m in c["volumeMounts"] if m["name"] == "prometheus-credentials")
     assert mount["readOnly"] is True and mount["mountPath"] == "/var/run/secrets/launchgate/prometheus"
@@ -254,15 +271,17 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
 def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_default: Docs) -> None:
     """RBAC and admission policies are written twice (plain YAML and chart templates): same rules."""
     for kind, name in [("ClusterRole", "launchgate-operator"), ("ClusterRole", "launchgate-viewer"),
-                       ("ClusterRole", "launchgate-approver"), ("ClusterRole", "launchgate-release-manager")]:
+                       ("ClusterRole", "launchgate-approver"), ("ClusterRole", "launchgate-release-manager"),
+                       ("ClusterRole", "launchgate-timeline-retention")]:
         assert _one(helm_default, kind, name)["rules"] == _one(kustomized, kind, name)["rules"], name
     viewer = _one(helm_default, "ClusterRole", "launchgate-viewer")["metadata"]["labels"]
     assert viewer["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
     for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
-        for name in ("launchgate-approvals", "launchgate-rollout-actions"):
+        for name in ("launchgate-approvals", "launchgate-rollout-actions", "launchgate-decision-records"):
             assert _one(helm_default, kind, name)["spec"] == _one(kustomized, kind, name)["spec"], name
-    hb, kb = (_one(d, "ClusterRoleBinding", "launchgate-operator") for d in (helm_default, kustomized))
-    assert hb["subjects"] == kb["subjects"] and hb["roleRef"] == kb["roleRef"]
+    for name in ("launchgate-operator", "launchgate-timeline-retention"):
+        hb, kb = (_one(d, "ClusterRoleBinding", name) for d in (helm_default, kustomized))
+        assert hb["subjects"] == kb["subjects"] and hb["roleRef"] == kb["roleRef"], name
     hp, kp = _pod_spec(helm_default), _pod_spec(kustomized)
     for key in ("securityContext", "serviceAccountName", "automountServiceAccountToken", "volumes"):
         assert hp[key] == kp[key], key
@@ -280,11 +299,51 @@ def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_defau
         {k: v for k, v in helm_values.items() if k in kustomize_values and k != "LAUNCHGATE_PROMETHEUS_URL"}
 
 
+def _env(docs: Docs) -> dict[str, Any]:
+    (c,) = _pod_spec(docs)["containers"]
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def test_the_retention_option_is_the_same_in_kustomize_and_helm(kustomized: Docs, helm_default: Docs,
+                                                                kustomized_retention: Docs,
+                                                                helm_retention: Docs) -> None:
+    """Only with a retention does the operator get `delete` on records: the component and the
+    chart's recordRetention grant the same, and the base install and the chart's defaults nothing."""
+    name = "launchgate-operator-record-retention"
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        assert not [d for d in kustomized + helm_default if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert _one(helm_retention, "ClusterRole", name)["rules"] == _one(kustomized_retention, "ClusterRole", name)[
+        "rules"] == [{"apiGroups": ["launchgate.dev"], "resources": ["decisionrecords"], "verbs": ["delete"]}]
+    hb, kb = (_one(d, "ClusterRoleBinding", name) for d in (helm_retention, kustomized_retention))
+    assert hb["subjects"] == kb["subjects"] == [{"kind": "ServiceAccount", "name": SA, "namespace": NS}]
+    assert hb["roleRef"] == kb["roleRef"]
+    assert _env(helm_retention)["LAUNCHGATE_RECORD_RETENTION"] == _env(kustomized_retention)[
+        "LAUNCHGATE_RECORD_RETENTION"] == "2160h"
+    assert "LAUNCHGATE_RECORD_RETENTION" not in _env(kustomized) | _env(helm_default)
+
+
+def test_the_retention_renders_pass_a_server_side_dry_run(kubeconfig: Path, installed: None,
+                                                          kustomized_retention: Docs, helm_retention: Docs) -> None:
+    _dry_run_apply(kubeconfig, kustomized_retention)
+    _dry_run_apply(kubeconfig, helm_retention)
+
+
+def test_the_records_policy_names_the_operator_service_account_the_chart_installs(helm: Helm) -> None:
+    """Only the retention path deletes a DecisionRecord, and the operator's part of it is its
+    ServiceAccount: the policy must name the one of the release's namespace and name."""
+    retention = {v["name"]: v["expression"] for v in _one(
+        _helm_template(helm, "serviceAccount.name=lg-ops"), "ValidatingAdmissionPolicy",
+        "launchgate-decision-records")["spec"]["variables"]}["retention"]
+    assert f"request.userInfo.username == 'system:serviceaccount:{NS}:lg-ops'" in retention
+    assert "'launchgate-timeline-retention' in request.userInfo.groups" in retention
+
+
 def test_helm_can_switch_off_the_optional_parts(helm: Helm) -> None:
     docs = _helm_template(helm, "admissionPolicies.enabled=false", "rbac.userRoles=false", "metrics.service.enabled=false")
     kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert not {k for k in kinds if k[0].startswith("ValidatingAdmissionPolicy")}
     assert ("ClusterRole", "launchgate-viewer") not in kinds and ("Service", "launchgate-operator-metrics") not in kinds
+    assert ("ClusterRole", "launchgate-timeline-retention") not in kinds
     assert ("ClusterRole", "launchgate-operator") in kinds and ("Deployment", "launchgate-operator") in kinds
 
 
@@ -366,6 +425,34 @@ def test_operator_may(kubeconfig: Path, sa_token: str, check: tuple[str, ...]) -
 def test_operator_may_not(kubeconfig: Path, sa_token: str, check: tuple[str, ...]) -> None:
     verb, resource, *extra = check
     assert not _can_i(kubeconfig, sa_token, verb, resource, *(extra or ["-n", APP_NS]))
+
+
+def test_with_the_retention_component_the_operator_may_delete_records_and_nothing_more(
+        kubeconfig: Path, sa_token: str, kustomized_retention: Docs) -> None:
+    """The component's role, bound to the real ServiceAccount under a name of this test's own."""
+    name = "launchgate-operator-record-retention"
+    binding = copy.deepcopy(_one(kustomized_retention, "ClusterRoleBinding", name))
+    binding["metadata"]["name"] = f"{name}-packaging-test"
+    kubectl(kubeconfig, "apply", "-f", "-",
+            stdin=yaml.safe_dump_all([_one(kustomized_retention, "ClusterRole", name), binding]))
+    try:
+        assert wait_until(lambda: _can_i(kubeconfig, sa_token, "delete", "decisionrecords.launchgate.dev", "-n",
+                                         APP_NS))
+        for verb, resource in (("update", "decisionrecords.launchgate.dev"), ("patch", "decisionrecords.launchgate.dev"),
+                               ("delete", "agentrollouts.launchgate.dev"), ("delete", "approvals.launchgate.dev")):
+            assert not _can_i(kubeconfig, sa_token, verb, resource, "-n", APP_NS), (verb, resource)
+    finally:
+        kubectl(kubeconfig, "delete", "clusterrolebinding", binding["metadata"]["name"], check=False)
+
+
+def wait_until(check: Any, timeout: float = 10.0) -> bool:
+    """RBAC changes reach the authorizer through its informer, a moment after they are stored."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_operator_cannot_read_secrets(kubeconfig: Path, sa_token: str) -> None:

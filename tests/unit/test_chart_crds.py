@@ -64,5 +64,9 @@ def test_the_kustomize_manifest_sets_what_the_chart_sets() -> None:
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     (container,) = deploy["spec"]["template"]["spec"]["containers"]
     kustomize = {e["name"] for e in container["env"]}
+    # The record retention is an option of both: the chart's recordRetention, kustomize's component.
+    patch = yaml.safe_load((REPO / "manifests" / "retention" / "operator-retention.yaml").read_text())
+    (retention,) = patch["spec"]["template"]["spec"]["containers"]
+    kustomize |= {e["name"] for e in retention["env"]}
     # Token and CA files exist only where the chart mounts a Secret for them.
     assert chart - {"LAUNCHGATE_PROMETHEUS_TOKEN_FILE", "LAUNCHGATE_PROMETHEUS_CA_FILE"} <= kustomize

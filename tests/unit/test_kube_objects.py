@@ -174,15 +174,10 @@ RECORD_0 = {'apiVersion': 'launchgate.dev/v1alpha1',
  'kind': 'DecisionRecord',
  'metadata': {'name': 'r-d-abc',
               'namespace': 'ns',
-              'labels': {'launchgate.dev/rollout': 'r'},
-              'ownerReferences': [{'apiVersion': 'launchgate.dev/v1alpha1',
-                                   'kind': 'AgentRollout',
-                                   'name': 'r',
-                                   'uid': 'u-1',
-                                   'controller': False,
-                                   'blockOwnerDeletion': True}]},
+              'labels': {'launchgate.dev/rollout': 'r', 'launchgate.dev/rollout-uid': 'u-1'}},
  'spec': {'id': 'd-abc',
           'rollout': 'r',
+          'rolloutUid': 'u-1',
           'kind': 'decision',
           'phase': 'Canary1',
           'revision': 'rev2',
@@ -198,15 +193,10 @@ RECORD_1 = {'apiVersion': 'launchgate.dev/v1alpha1',
  'kind': 'DecisionRecord',
  'metadata': {'name': 'r-v-xyz',
               'namespace': 'ns',
-              'labels': {'launchgate.dev/rollout': 'r'},
-              'ownerReferences': [{'apiVersion': 'launchgate.dev/v1alpha1',
-                                   'kind': 'AgentRollout',
-                                   'name': 'r',
-                                   'uid': 'u-1',
-                                   'controller': False,
-                                   'blockOwnerDeletion': True}]},
+              'labels': {'launchgate.dev/rollout': 'r', 'launchgate.dev/rollout-uid': 'u-1'}},
  'spec': {'id': 'v-xyz',
           'rollout': 'r',
+          'rolloutUid': 'u-1',
           'kind': 'approval',
           'phase': '',
           'revision': 'rev1',
@@ -262,3 +252,24 @@ def test_decision_records() -> None:
     second = objects.decision_record(OBJ, "v-xyz", "approval", "alice", "approve on req-1",
                                      AgentRolloutStatus(stable_revision="rev1"), None, None, {}, at)
     assert _without_at(second) == _without_at(RECORD_1)
+
+
+def test_a_record_names_its_rollout_by_uid_and_has_no_owner() -> None:
+    """No ownerReference: the garbage collector would delete the timeline with its rollout."""
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    record = objects.decision_record(OBJ, "d-abc", "decision", "op", "", AgentRolloutStatus(), None, None, {}, at)
+    assert "ownerReferences" not in record["metadata"]
+    assert objects.record_rollout_uid(record) == "u-1"
+    # Records written before the uid was in labels and spec name it only as their owner.
+    older = {"metadata": {"ownerReferences": [OWNER | {"controller": False}]}, "spec": {"id": "d-abc"}}
+    assert objects.record_rollout_uid(older) == "u-1"
+    assert objects.record_rollout_uid({"metadata": {}, "spec": {}}) is None
+
+
+def test_a_record_of_a_re_created_rollout_gets_a_name_of_its_own() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    again = {**OBJ, "metadata": {**OBJ["metadata"], "uid": "0a1b2c3d-9999"}}
+    record = objects.decision_record(again, "d-abc", "decision", "op", "", AgentRolloutStatus(), None, None, {}, at)
+    renamed = objects.renamed_for_rollout(record)
+    assert renamed["metadata"]["name"] == "r-0a1b2c3d-d-abc" and record["metadata"]["name"] == "r-d-abc"
+    assert renamed["spec"] == record["spec"] and renamed["metadata"]["labels"] == record["metadata"]["labels"]

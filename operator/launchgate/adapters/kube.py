@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 
 from launchgate import GROUP, VERSION
 from launchgate.adapters import metrics
+from launchgate.adapters.kube_objects import record_rollout_uid, renamed_for_rollout
 
 log = logging.getLogger("launchgate.kube")
 GATEWAY_GROUP, GATEWAY_VERSION = "gateway.networking.k8s.io", "v1"
@@ -394,6 +395,46 @@ class Kube:
         """Create; False when it already exists (the step was done before a restart)."""
         return self._create(self.custom.create_namespaced_custom_object, GROUP, VERSION, namespace, plural,
                             body) is not None
+
+    def create_record(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a DecisionRecord once, like `create_once`. Records outlive their rollout, so the
+        name may be held by a record of an earlier rollout of the same name: that one is not this
+        record, which then goes under a name of its own rollout's (one GET, only on a conflict)."""
+        if self.create_once("decisionrecords", namespace, body):
+            return True
+        uid = body["spec"].get("rolloutUid")
+        held = self.get("decisionrecords", namespace, body["metadata"]["name"]) if uid else None
+        if held is None or record_rollout_uid(held) in (None, uid):
+            return False  # this rollout's own record (or one deleted since): written before
+        return self.create_once("decisionrecords", namespace, renamed_for_rollout(body))
+
+    def record_pages(self, namespace: str | None) -> Iterator[Sequence[dict[str, Any]]]:
+        """Every DecisionRecord of a namespace (None: of all), a page at a time, so a timeline of
+        any length is never held whole."""
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"limit": self.list_page, "_continue": token}
+            if namespace is None:
+                page = self.custom.list_cluster_custom_object(GROUP, VERSION, "decisionrecords", **kw)
+            else:
+                page = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "decisionrecords", **kw)
+            yield list(page.get("items", []))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def delete_record(self, namespace: str, name: str, uid: str | None) -> bool:
+        """Delete the DecisionRecord listed with this uid (not one made since under its name);
+        False when it is gone already."""
+        self._wrote()
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "decisionrecords", name, body=body)
+        except ApiException as e:
+            if e.status in (404, 409):  # 409: the uid precondition failed, another record has the name now
+                return False
+            raise
+        return True
 
     def _create(self, create: Callable[..., Any], *args: Any) -> Any:
         """`create(*args)`, counted as a write; None when the object already exists (409): another

@@ -20,6 +20,7 @@ from launchgate.api import AgentRolloutSpec, AgentRolloutStatus, ReplaySpec
 from launchgate.core.durations import parse_duration
 
 ROLE, REV, ROLLOUT = "launchgate.dev/role", "launchgate.dev/revision", "launchgate.dev/rollout"
+ROLLOUT_UID = "launchgate.dev/rollout-uid"
 
 
 def owner_reference(obj: dict[str, Any]) -> dict[str, Any]:
@@ -131,16 +132,19 @@ def decision_record(obj: dict[str, Any], rid: str, kind: str, actor: str, reason
                     decision: str | None, request_id: str | None, values: dict[str, float | None],
                     at: datetime) -> dict[str, Any]:
     """One immutable timeline entry. Its name derives from `rid`, which the caller makes
-    deterministic, so creating it again after a restart is a conflict, not a duplicate."""
-    ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    deterministic, so creating it again after a restart is a conflict, not a duplicate.
+
+    It has no ownerReference: the timeline is evidence, and an owner would let the garbage
+    collector delete it with its rollout (a GitOps prune, a rename). The rollout's name and uid
+    are in its labels, to list it by, and in its spec, which the API server keeps as written."""
+    ns, name, uid = obj["metadata"]["namespace"], obj["metadata"]["name"], obj["metadata"].get("uid")
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "DecisionRecord",
         "metadata": {
             "name": f"{name}-{rid}"[:253],
             "namespace": ns,
-            "labels": {ROLLOUT: name},
-            "ownerReferences": [owner_reference(obj) | {"controller": False}],
+            "labels": {ROLLOUT: name} | ({ROLLOUT_UID: uid} if uid else {}),
         },
         "spec": {
             "id": rid,
@@ -156,8 +160,31 @@ def decision_record(obj: dict[str, Any], rid: str, kind: str, actor: str, reason
             "at": at.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         },
     }
+    if uid:
+        body["spec"]["rolloutUid"] = uid
     if decision is not None:
         body["spec"]["decision"] = decision
     if request_id is not None:
         body["spec"]["requestId"] = request_id
     return body
+
+
+def record_rollout_uid(record: dict[str, Any]) -> str | None:
+    """The uid of the rollout a record is about, wherever its version of the operator wrote it
+    (earlier versions named it only in an ownerReference); None when it says none."""
+    meta = record.get("metadata") or {}
+    uid = (meta.get("labels") or {}).get(ROLLOUT_UID) or (record.get("spec") or {}).get("rolloutUid")
+    if uid:
+        return str(uid)
+    refs = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "AgentRollout"]
+    return str(refs[0]["uid"]) if refs and refs[0].get("uid") else None
+
+
+def renamed_for_rollout(record: dict[str, Any]) -> dict[str, Any]:
+    """The record under a name of its rollout's own, for when a record of an earlier rollout of
+    the same name (deleted, then created again) holds the usual one: still deterministic, so a
+    repeat after a restart is again a conflict, not a duplicate."""
+    out = copy.deepcopy(record)
+    spec = out["spec"]
+    out["metadata"]["name"] = f"{spec['rollout']}-{spec['rolloutUid'][:8]}-{spec['id']}"[:253]
+    return out

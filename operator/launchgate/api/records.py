@@ -26,6 +26,10 @@ class DecisionRecordSpec(_Spec):
 
     id: str = Field(max_length=64)
     rollout: str = Field(max_length=253)
+    rollout_uid: str | None = Field(
+        default=None, max_length=64,
+        description="The uid of the AgentRollout it is about: a record outlives its rollout (it has no "
+                    "owner), and a rollout deleted and created again under the same name is another one.")
     kind: Literal["decision", "approval-request", "approval", "rejection", "action"]
     decision: RolloutDecision | None = None
     action: str | None = Field(default=None, max_length=64)

@@ -31,6 +31,7 @@ from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
 from launchgate.api import AgentRolloutSpec, LaunchGateSpec, validation_message
 from launchgate.config import Config, ConfigError
+from launchgate.controller import retention
 from launchgate.controller.gate_status import idle_gate_status, publish_gate_status
 from launchgate.controller.reconcile import Reconciler, Settings, Watched
 from launchgate.controller.schedule import Entry, Scheduler
@@ -147,10 +148,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.scheduler_task.add_done_callback(_scheduler_ended)
     port = config.metrics_port
     memo.metrics_server = metrics.METRICS.serve(port, config.metrics_addr) if port else None
+    if config.record_retention is not None:
+        # The namespaces `launchgate run -n` watches; run by `kopf run`, the memo has none: all.
+        sweeper = retention.Retention(memo.kube, config.record_retention, getattr(memo, "namespaces", None) or ())
+        memo.retention_task = asyncio.create_task(retention.run(sweeper), name="launchgate-record-retention")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "retention_task", None) is not None:
+        memo.retention_task.cancel()
     if getattr(memo, "scheduler_task", None) is not None:
         memo.scheduler_task.cancel()
         with contextlib.suppress(TimeoutError):

@@ -69,7 +69,7 @@ def run(namespaces: list[str] | None = None, liveness: str | None = None, verbos
         clusterwide=not namespaces,
         namespaces=namespaces or [],
         liveness_endpoint=liveness,
-        memo=kopf.Memo(config=config),
+        memo=kopf.Memo(config=config, namespaces=tuple(namespaces or ())),
     ))
 
 

@@ -520,7 +520,7 @@ class Reconciler:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         body = objects.decision_record(obj, rid, kind, actor, reason, st, decision, request_id, values,
                                        datetime.now(UTC))
-        created = self.kube.create_once("decisionrecords", ns, body)
+        created = self.kube.create_record(ns, body)
         log.info(json.dumps({"msg": "decision", "id": rid, "rollout": f"{ns}/{name}", "kind": kind,
                              "decision": decision, "actor": actor, "phase": st.phase, "state": st.state,
                              "reason": reason, "values": body["spec"]["values"], "new": created}))
