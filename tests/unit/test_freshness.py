@@ -181,19 +181,28 @@ def test_fail_policy_blocks_a_stale_canary() -> None:
     assert "no current sample" in res.blockers[0].reason
 
 
-def test_each_selector_is_asked_once_and_only_for_blockers_with_a_value() -> None:
-    same = f"max(jobs_total{{{C}}})"
+def test_each_selector_is_asked_once_and_only_for_blockers_that_pass() -> None:
     spec = gate(blockers=[
         {"name": "a", "query": f"sum(rate(jobs_total{{{C}}}[$window]))", "target": {"gte": 1}},
-        {"name": "b", "query": same, "target": {"gte": 1}},
+        {"name": "b", "query": f"max(jobs_total{{{C}}})", "target": {"gte": 1}},
         {"name": "c", "query": f"sum(nothing{{{C}}})", "target": {"gte": 1}},
+        {"name": "d", "query": f"sum(low{{{C}}})", "target": {"gte": 1}},
     ])
     src = Source({"jobs_total": 1.0})
-    src.values = {"nothing": float("nan")}
+    src.values = {"nothing": float("nan"), "low": 0.5}
     res = engine.evaluate(spec, src, V)
     freshness = [q for q in src.asked if q.startswith("time()")]
     assert freshness == ['time() - max(timestamp(jobs_total{namespace="n",version="v2"}))']
     assert res.missing == ["c"] and "NaN" in res.blockers[2].reason
+    assert res.failing == ["d"] and res.decision == "block"
+
+
+def test_a_value_that_fails_blocks_whatever_its_age() -> None:
+    src = Source({"jobs_total": 300.0, "drill": 300.0}, values={"drill": 0.0})
+    res = engine.evaluate(gate(), src, V)
+    assert res.decision == "block" and res.failing == ["drill"] and res.missing == ["success"]
+    assert res.blockers[1].reason == "0 != 1" and res.blockers[1].value == 0.0
+    assert not any("drill{" in q for q in src.asked if q.startswith("time()"))
 
 
 def test_a_blocker_without_canary_selectors_is_not_checked() -> None:

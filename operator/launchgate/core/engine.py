@@ -146,18 +146,21 @@ def evaluate(
         canary[b.name] = ask(b.query, _bind(v, "canary"), q.canary)
         if q.baseline is not None:
             baseline[b.name] = ask(b.baseline_query or b.query, _bind(v, "stable"), q.baseline)
+    result = evaluate_gate(spec, canary, baseline)
     default = freshness if freshness is not None else default_freshness(DEFAULT_SCRAPE_INTERVAL)
-    for b in spec.blockers:
-        if canary[b.name].ok:
-            stale = _stale(b, blocker_freshness(spec, b, default), lambda t: ask(t, _bind(v, "canary")))
-            if stale is not None:
-                canary[b.name] = QueryResult.unavailable(stale)
-    return evaluate_gate(spec, canary, baseline)
+    stale: dict[str, QueryResult] = {}
+    for b, r in zip(spec.blockers, result.blockers, strict=True):
+        if r.passed:
+            reason = _stale(b, blocker_freshness(spec, b, default), lambda t: ask(t, _bind(v, "canary")))
+            if reason is not None:
+                stale[b.name] = QueryResult.unavailable(reason)
+    return evaluate_gate(spec, {**canary, **stale}, baseline) if stale else result
 
 
 def _stale(blocker: Blocker, limit: float, ask: Callable[[str], QueryResult]) -> str | None:
     """Why `blocker`'s canary data is not fresh, or None when it is (see freshness.py). Asked only
-    of blockers that have a value: one without is missing data already."""
+    of blockers that pass: freshness can only take a pass away, and a value that fails its target
+    failed while the canary reported, so it blocks whatever its age."""
     ages: list[QueryResult] = []
     for selector in canary_selectors(blocker.query):
         try:

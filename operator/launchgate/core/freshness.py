@@ -14,9 +14,11 @@ data is also checked for freshness, with instant queries derived from the blocke
 * the blocker's canary data is fresh when some selector's newest sample is at most the freshness
   limit old (by default twice the scrape interval); otherwise the blocker is missing data with the
   reason, which holds the gate (or blocks it, with onMissingData: fail) like any missing data.
+  Only a blocker that would pass is checked: freshness can only take a pass away, and a value that
+  fails its target failed while the canary reported.
 
 The queries are templates like the blocker's own, so rollouts share them (sharing.py batches them by
-shape) and one gate asks each distinct selector once. A blocker whose query has no such selector
+shape) and one evaluation asks each distinct selector once. A blocker whose query has no such selector
 (it picks no series by the canary's version, e.g. by a name built from `$rollout`) is not checked:
 nothing in its query says which series would go quiet. A recording rule's output stays fresh for as
 long as the rule finds samples in its own range, so a blocker over one is only as fresh as that.
