@@ -896,6 +896,7 @@ class SizeRun:
         self.operator = OperatorProcess(self.kubeconfig, self.prom.url, [NAMESPACE], self.workdir / "operator.log",
                                         LAUNCHGATE_GATE_INTERVAL=format_duration(self.o.window),
                                         LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
+                                        LAUNCHGATE_SCRAPE_INTERVAL=format_duration(self.o.scrape),
                                         LAUNCHGATE_WORKERS=str(self.o.workers),
                                         LAUNCHGATE_API_WRITE_QPS=f"{self.o.write_qps:g}",
                                         LAUNCHGATE_METRICS_PORT=str(metrics_port),

@@ -131,6 +131,12 @@ class Config(BaseSettings):
         None,
         description="Bearer token for Prometheus, for the `launchgate check` and `backtest` commands "
                     "(`--token`); the operator reads `LAUNCHGATE_PROMETHEUS_TOKEN_FILE` instead.")
+    scrape_interval: Seconds = _setting(
+        "30s",
+        description="How often Prometheus scrapes the canaries. A blocker's value counts only while the newest "
+                    "sample of its canary series is at most twice this old, unless the LaunchGate sets "
+                    "`freshness`: a canary that stopped reporting holds its gates, whatever its queries' "
+                    "range. `launchgate check` and `backtest` read it too (`--scrape-interval`).")
 
     # ------------------------------------------------------------------ evaluation
     identity: str = _setting(
@@ -241,10 +247,10 @@ class Config(BaseSettings):
             raise ValueError(f"must be json or slack, got {fmt!r}")
         return fmt
 
-    @field_validator("api_retry_max_delay")
+    @field_validator("api_retry_max_delay", "scrape_interval")
     @classmethod
     def _positive_delay(cls, value: float) -> float:
-        # Kopf would retry a failed request with no pause at all.
+        # Kopf would retry a failed request with no pause at all; no sample is ever fresh within 0s.
         if not value > 0:
             raise ValueError(f"must be more than 0s, got {value:g}s")
         return value

@@ -74,6 +74,8 @@ TEMPLATES = [
     # offset and subquery
     f"sum(rate(agent_jobs_total{{{S}}}[3s] offset 1s))",
     f"max_over_time(sum(rate(agent_jobs_total{{{S}}}[2s]))[4s:1s])",
+    # the canary-freshness query (core/freshness.py): each identity's newest sample's age
+    f'time() - max(timestamp(agent_jobs_total{{{S},outcome="success"}}))',
 ]
 
 

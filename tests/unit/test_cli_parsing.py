@@ -212,6 +212,15 @@ def test_backtest_bad_range_exits_2(gate_file: Path) -> None:
     assert code == 2 and "--to must be after --from" in err
 
 
+@pytest.mark.parametrize("value", ["0s", "30", "soon"])
+@pytest.mark.parametrize("command", ["check", "backtest"])
+def test_a_bad_scrape_interval_exits_2(gate_file: Path, command: str, value: str) -> None:
+    since = ("--from", "-1h") if command == "backtest" else ()
+    code, out, err = run(command, "-f", str(gate_file), "--prometheus", NOWHERE, "--var", "canary=v2", *since,
+                         "--scrape-interval", value)
+    assert code == 2 and out == "" and "--scrape-interval" in err
+
+
 def test_help_says_hold_is_not_a_pass() -> None:
     code, out, _ = run("check", "--help")
     assert code == 0 and "not a pass" in out

@@ -15,7 +15,14 @@ import pytest
 import yaml
 
 from launchgate.core.gates import from_prometheus
-from launchgate.core.promql_batch import IDENTITY_VARIABLES, Shape, batch_shape, split_matrix, split_vector
+from launchgate.core.promql_batch import (
+    IDENTITY_VARIABLES,
+    Shape,
+    batch_shape,
+    split_matrix,
+    split_vector,
+    vector_selectors,
+)
 from launchgate_dev import bench
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +146,12 @@ BATCHABLE = [
                  "min_over_time((sum by (namespace, version) (x) > 0)[1h:] offset 5m)", NV, ("namespace", "canary"),
                  id="subquery-default-step-and-offset"),
     pytest.param(f"rate(x{{{SEL}}}[1h30m])", "rate(x[1h30m])", NV, ("namespace", "canary"), id="compound-duration"),
+    pytest.param(f"sum(x{{{SEL}}}) * time()", "sum by (namespace, version) (x) * time()", NV,
+                 ("namespace", "canary"), id="time"),
+    # the canary-freshness query (core/freshness.py): the age of each rollout's newest sample
+    pytest.param(f'time() - max(timestamp(x{{{SEL},a="1"}}))',
+                 'time() - max by (namespace, version) (timestamp(x{a="1"}))', NV, ("namespace", "canary"),
+                 id="freshness-query"),
     # ---- identity spelling
     pytest.param("x{namespace='$namespace',version='${canary}'}", "x", NV, ("namespace", "canary"),
                  id="single-quotes-and-braced-variable"),
@@ -223,11 +236,9 @@ NOT_BATCHABLE = [
     pytest.param(f"quantile(0.9, x{{{SEL}}})", id="quantile"),
     pytest.param(f'count_values("v", x{{{SEL}}})', id="count_values"),
     pytest.param(f"limitk(1, x{{{SEL}}})", id="limitk"),
-    pytest.param(f"sum(x{{{SEL}}}) * time()", id="time"),
     # label-preserving, but not on the allow-list: the list is closed on purpose
     pytest.param(f"changes(x{{{SEL}}}[5m])", id="changes-not-on-the-list"),
     pytest.param(f"sort(x{{{SEL}}})", id="sort-not-on-the-list"),
-    pytest.param(f"timestamp(x{{{SEL}}})", id="timestamp-not-on-the-list"),
     pytest.param(f"predict_linear(x{{{SEL}}}[5m], 60)", id="predict_linear-not-on-the-list"),
     pytest.param(f"my_function(x{{{SEL}}})", id="unknown-function"),
     pytest.param(f"Rate(x{{{SEL}}}[5m])", id="function-names-are-case-sensitive"),
@@ -507,3 +518,30 @@ def test_split_keys_match_shape_keys() -> None:
     split = split_vector(_vector(_series(0.9, namespace="agents", version="v2", job="j")), shape.labels)
     assert split is not None and list(split) == [shape.key(V)]
 
+
+
+# --------------------------------------------------------------------------- vector_selectors
+
+
+@pytest.mark.parametrize(("query", "selectors"), [
+    pytest.param('sum(rate(a{x="1"}[5m] offset 1h)) / on() group_left b:c{y=~"2"} @ 100',
+                 [('a{x="1"}', (("x", "=", '"1"'),)), ('b:c{y=~"2"}', (("y", "=~", '"2"'),))],
+                 id="names-ranges-and-modifiers"),
+    pytest.param('x and {__name__="y", z!~`q`}', [('{__name__="y", z!~`q`}', (("__name__", "=", '"y"'),
+                                                                              ("z", "!~", "`q`")))],
+                 id="keyword-is-no-name"),
+    pytest.param('label_replace(x{a="1"}, "b", "$1", "c", "(.*)") # d{e="f"}',
+                 [('x{a="1"}', (("a", "=", '"1"'),))], id="strings-and-comments-are-no-selectors"),
+    pytest.param('x {\n  a = "1", # why\n}', [('x {\n  a = "1", # why\n}', (("a", "=", '"1"'),))],
+                 id="spaces-and-comments-inside"),
+    pytest.param("sum(rate(x[5m])) * 1e3", [], id="no-braces"),
+])
+def test_vector_selectors(query: str, selectors: list[tuple[str, tuple[tuple[str, str, str], ...]]]) -> None:
+    found = vector_selectors(query)
+    assert found is not None
+    assert [(query[s.start:s.end], s.matchers) for s in found] == selectors
+
+
+@pytest.mark.parametrize("query", ['x{a="1"', "x{a@1}", "x[5m"])
+def test_vector_selectors_of_what_cannot_be_read(query: str) -> None:
+    assert vector_selectors(query) is None

@@ -76,6 +76,9 @@ class Blocker(_Spec):
     )
     owner: OwnerRole | None = Field(default=None, description="Which owner to escalate to when this fails.")
     description: str | None = Field(default=None, max_length=1024)
+    freshness: str | None = _duration(
+        "How recent the newest sample of the canary's series in `query` must be for its value to count; "
+        "older (the canary stopped reporting) is missing data. Defaults to the gate's.", default=None)
 
 
 class LaunchGateSpec(_Spec):
@@ -97,6 +100,11 @@ class LaunchGateSpec(_Spec):
     )
     owners: Owners = Field(default_factory=Owners)
     on_missing_data: MissingDataPolicy = Field(default="hold")
+    freshness: str | None = _duration(
+        "How recent the newest sample of a blocker's canary series (the selectors of its query that match "
+        "$canary, or $version) must be: a canary that stopped reporting is missing data however long the "
+        "query's range. Defaults to twice the operator's scrape interval (LAUNCHGATE_SCRAPE_INTERVAL, 30s).",
+        default=None)
     blockers: list[Blocker] = Field(min_length=1, max_length=32)
     variables: dict[str, str] = Field(
         default_factory=dict,

@@ -33,6 +33,7 @@ from launchgate.config import env_name
 from launchgate.core.durations import parse_duration
 from launchgate.core.engine import CALLER_VARIABLES, evaluate, render_gate
 from launchgate.core.engine import backtest as run_backtest
+from launchgate.core.freshness import default_freshness
 from launchgate.core.gates import GateResult, contract_json, spec_problems
 from launchgate.core.promql import TemplateError
 
@@ -212,6 +213,23 @@ class Seconds(click.ParamType):
         return seconds
 
 
+class Duration(click.ParamType):
+    """A positive duration such as 15s or 1m, in seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if not seconds > 0:
+            self.fail(f"{value!r}: must be a positive duration", param, ctx)
+        return seconds
+
+
 def _common(f: Any) -> Any:
     options = [
         click.option("-f", "--file", "path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -229,6 +247,11 @@ def _common(f: Any) -> Any:
         click.option("--insecure-skip-verify", is_flag=True, help="Do not verify Prometheus' TLS certificate."),
         click.option("--timeout", type=Seconds(), default=10.0, show_default=True,
                      help="Seconds one query may take, from connecting to the last byte of the answer."),
+        click.option("--scrape-interval", "scrape_interval", type=Duration(), default="30s", show_default=True,
+                     envvar=env_name("scrape_interval"),
+                     help="How often Prometheus scrapes the canary: a blocker's value counts only while the "
+                     "canary's newest sample is at most twice this old, unless the gate sets freshness "
+                     f"[env {env_name('scrape_interval')}]."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -279,6 +302,7 @@ def check(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    scrape_interval: float,
     deadline: float,
     at_text: str | None,
 ) -> None:
@@ -288,8 +312,9 @@ def check(
     Exit status:
       0 allow.
       1 block, or hold: missing data (an empty result, NaN, a series
-        absent) holds, and a hold is not a pass, so CI must not promote
-        on it; the data may still come.
+        absent, a canary whose newest sample is older than twice
+        --scrape-interval or the gate's freshness) holds, and a hold is
+        not a pass, so CI must not promote on it; the data may still come.
       2 Prometheus is unusable or a query can never succeed: bad input
         (YAML, schema, template variables, --timeout), Prometheus
         unreachable or too slow (--timeout, --deadline), not Prometheus
@@ -307,7 +332,7 @@ def check(
         _fail(str(e))
     source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
     evaluated_at = at or datetime.now(UTC)
-    result = evaluate(gate.spec, source, variables, at=at)
+    result = evaluate(gate.spec, source, variables, at=at, freshness=default_freshness(scrape_interval))
     failure = backend_failure(result)
     if failure:
         _fail(failure)
@@ -412,6 +437,7 @@ def backtest(
     ca_file: str | None,
     insecure_skip_verify: bool,
     timeout: float,
+    scrape_interval: float,
     deadline: float,
     from_text: str,
     to_text: str,
@@ -441,7 +467,8 @@ def backtest(
     except (InputError, TemplateError, ValueError) as e:
         _fail(str(e))
     source = _source(url, token, ca_file, insecure_skip_verify, timeout, ends)
-    rows = run_backtest(gate.spec, source, variables, start, end, step_td)
+    rows = run_backtest(gate.spec, source, variables, start, end, step_td,
+                        freshness=default_freshness(scrape_interval))
     for _, r in rows:
         failure = backend_failure(r)
         if failure:

@@ -37,6 +37,7 @@ from launchgate.controller.reconcile import Reconciler, Settings, Watched
 from launchgate.controller.schedule import Entry, Scheduler
 from launchgate.core import engine
 from launchgate.core.durations import parse_duration
+from launchgate.core.freshness import default_freshness
 from launchgate.core.promql import TemplateError
 
 log = logging.getLogger("launchgate")
@@ -96,6 +97,7 @@ def settings_from_config(config: Config) -> tuple[dict[str, Any], Settings]:
         default_gate_interval=config.gate_interval,
         min_interval=config.min_interval,
         status_heartbeat=config.status_heartbeat,
+        freshness=default_freshness(config.scrape_interval),
     )
     return prom, settings
 
@@ -391,7 +393,8 @@ def evaluate_standalone(memo: Any, namespace: str, name: str, watched: dict[str,
             return max(float(memo.settings.min_interval), interval)
     previous = old.get("decision")
     with metrics.time_evaluation("gate"):
-        res = engine.evaluate(spec, memo.metrics, variables, max_age=interval / 4)
+        res = engine.evaluate(spec, memo.metrics, variables, max_age=interval / 4,
+                              freshness=memo.settings.freshness)
     if publish_gate_status(kube, gobj, spec, res, now, notifier=memo.notifier,
                            heartbeat=memo.settings.status_heartbeat) and previous != res.decision \
             and res.decision != "block":  # a block's Event is emitted by publish_gate_status

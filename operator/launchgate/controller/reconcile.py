@@ -43,6 +43,7 @@ from launchgate.core import engine, errors, hashing
 from launchgate.core.actions import action_outcome, handled, next_action
 from launchgate.core.approvals import counted_votes
 from launchgate.core.durations import parse_duration
+from launchgate.core.freshness import DEFAULT_SCRAPE_INTERVAL, default_freshness
 from launchgate.core.gates import GateResult, trigger_recheck_after
 from launchgate.core.hashing import short_hash
 from launchgate.core.protocols import MetricsSource, Notification, NotificationKind, RouterError
@@ -70,6 +71,8 @@ class Settings:
     min_interval: float = 0.5
     status_heartbeat: float = 300.0
     """An unchanged gate result is still written this often, so EVALUATED shows evaluation is alive."""
+    freshness: float = default_freshness(DEFAULT_SCRAPE_INTERVAL)
+    """Seconds a canary's newest sample may be old where its LaunchGate does not say (freshness.py)."""
 
 
 @dataclass(frozen=True)
@@ -370,7 +373,7 @@ class Reconciler:
             return f"invalid LaunchGate {gname}: {validation_message(e)}", None
         try:
             res = engine.evaluate(gspec, self.metrics, {**base_vars, "window": gspec.window},
-                                  max_age=parse_duration(spec.interval) / 4)
+                                  max_age=parse_duration(spec.interval) / 4, freshness=self.settings.freshness)
         except Exception as e:  # noqa: BLE001 - a broken gate holds the rollout, never crashes it
             return f"evaluation failed: {e}", gobj
         owners.update(gspec.owners.model_dump(exclude_none=True))

@@ -3,17 +3,26 @@
 Rendering is where the rollout's identity enters the gate: `$version` is bound to the canary for
 the canary's value and to the stable version for a ratio's baseline (unless the blocker has its own
 baselineQuery). A blocker whose query cannot be rendered is missing data with the reason, never a
-crash and never a pass. The same query is sent once per evaluation even if several blockers
-(or the canary and baseline sides of a blocker that does not use $version) share it.
+crash and never a pass. A blocker whose canary series are not fresh is missing data too (see
+freshness.py). The same query is sent once per evaluation even if several blockers (or the canary
+and baseline sides of a blocker that does not use $version) share it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from launchgate.api import Blocker, LaunchGateSpec, RollbackTrigger
+from launchgate.core.freshness import (
+    DEFAULT_SCRAPE_INTERVAL,
+    blocker_freshness,
+    canary_selectors,
+    default_freshness,
+    freshness_query,
+    stale_reason,
+)
 from launchgate.core.gates import (
     TEMPLATE_ERROR,
     GateResult,
@@ -106,16 +115,21 @@ def evaluate(
     variables: Mapping[str, str],
     at: datetime | None = None,
     max_age: float | None = None,
+    freshness: float | None = None,
 ) -> GateResult:
     """Evaluate a gate once, at `at` (None = Prometheus' now). Never raises for bad data.
-    `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
+    `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources.
+    `freshness`: seconds the canary's newest sample may be old where neither the blocker nor the
+    gate says (default: twice DEFAULT_SCRAPE_INTERVAL)."""
     v = gate_variables(spec, variables)
     cache: dict[str, QueryResult] = {}
     # A source that shares batched queries between rollouts (sharing.SharedQueries) is asked by
     # template, so it can recognise the shape; any other source gets the rendered query.
     by_template = getattr(source, "query_template", None)
 
-    def ask(promql: str, template: str, bound: Mapping[str, str]) -> QueryResult:
+    def ask(template: str, bound: Mapping[str, str], promql: str | None = None) -> QueryResult:
+        if promql is None:
+            promql = render(template, bound)
         if promql not in cache:
             cache[promql] = by_template(template, bound, at, max_age) if by_template is not None \
                 else source.query(promql, at)
@@ -129,10 +143,31 @@ def evaluate(
         except TemplateError as e:
             canary[b.name] = QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}")
             continue
-        canary[b.name] = ask(q.canary, b.query, _bind(v, "canary"))
+        canary[b.name] = ask(b.query, _bind(v, "canary"), q.canary)
         if q.baseline is not None:
-            baseline[b.name] = ask(q.baseline, b.baseline_query or b.query, _bind(v, "stable"))
-    return evaluate_gate(spec, canary, baseline)
+            baseline[b.name] = ask(b.baseline_query or b.query, _bind(v, "stable"), q.baseline)
+    result = evaluate_gate(spec, canary, baseline)
+    default = freshness if freshness is not None else default_freshness(DEFAULT_SCRAPE_INTERVAL)
+    stale: dict[str, QueryResult] = {}
+    for b, r in zip(spec.blockers, result.blockers, strict=True):
+        if r.passed:
+            reason = _stale(b, blocker_freshness(spec, b, default), lambda t: ask(t, _bind(v, "canary")))
+            if reason is not None:
+                stale[b.name] = QueryResult.unavailable(reason)
+    return evaluate_gate(spec, {**canary, **stale}, baseline) if stale else result
+
+
+def _stale(blocker: Blocker, limit: float, ask: Callable[[str], QueryResult]) -> str | None:
+    """Why `blocker`'s canary data is not fresh, or None when it is (see freshness.py). Asked only
+    of blockers that pass: freshness can only take a pass away, and a value that fails its target
+    failed while the canary reported, so it blocks whatever its age."""
+    ages: list[QueryResult] = []
+    for selector in canary_selectors(blocker.query):
+        try:
+            ages.append(ask(freshness_query(selector)))
+        except TemplateError as e:
+            ages.append(QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}"))
+    return stale_reason(ages, limit)
 
 
 def render_trigger(trigger: RollbackTrigger, variables: Mapping[str, str]) -> tuple[str, str | None]:
@@ -181,6 +216,7 @@ def backtest(
     start: datetime,
     end: datetime,
     step: timedelta,
+    freshness: float | None = None,
 ) -> list[tuple[datetime, GateResult]]:
     """What the gate would have decided at start, start+step, start+2*step, ... up to `end`
     (included when it falls on a step): the evaluation times of a Prometheus range query.
@@ -188,6 +224,7 @@ def backtest(
     Each evaluation looks back over the gate's own window from its time, exactly as a live
     evaluation at that moment would have, so the first one judges the window that ends at `start`:
     `start` is where the replay begins to answer "what would the gate have said then?".
+    Freshness is judged at each evaluation's time too (`freshness` as for `evaluate`).
     """
     if step <= timedelta(0):
         raise ValueError("step must be positive")
@@ -196,7 +233,7 @@ def backtest(
     out: list[tuple[datetime, GateResult]] = []
     t = start
     while t <= end:
-        out.append((t, evaluate(spec, source, variables, at=t)))
+        out.append((t, evaluate(spec, source, variables, at=t, freshness=freshness)))
         t += step
     return out
 

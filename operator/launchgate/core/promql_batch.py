@@ -39,7 +39,10 @@ _AGGREGATIONS = frozenset({"sum", "avg", "min", "max", "count", "group", "stddev
 
 # Functions by argument types; "s" is a scalar (a constant here), "v" an instant vector, "m" a
 # range vector. All of them work series by series and keep every label but __name__ (and le for
-# histogram_quantile, which groups buckets by all other labels).
+# histogram_quantile, which groups buckets by all other labels). `timestamp` of a plain selector is
+# its samples' own times, and a selector stays one in the batched query, so the special case
+# Prometheus makes for it applies to both alike; `time()` takes no argument and is the same scalar
+# in both (the canary-freshness queries, see core/freshness.py, are built of these two).
 _RANGE_FUNCTIONS = (
     "rate irate increase delta idelta deriv avg_over_time min_over_time max_over_time sum_over_time "
     "count_over_time stddev_over_time stdvar_over_time last_over_time present_over_time mad_over_time"
@@ -52,7 +55,8 @@ _FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "clamp_min": (("v", "s"),),
     "clamp_max": (("v", "s"),),
     "round": (("v",), ("v", "s")),
-    **{name: (("v",),) for name in "abs ceil floor exp ln log2 log10 sqrt".split()},
+    **{name: (("v",),) for name in "abs ceil floor exp ln log2 log10 sqrt timestamp".split()},
+    "time": ((),),
 }
 
 # Every word Prometheus' lexer (any version we may meet) treats as a keyword, lower-cased as it
@@ -245,6 +249,98 @@ def _string_end(q: str, start: int) -> int:
                 continue
         i += 1
     raise _Unbatchable(f"unterminated string at offset {start}")
+
+
+# --------------------------------------------------------------------------- finding selectors
+
+
+@dataclass(frozen=True)
+class SelectorSpan:
+    """One vector selector with braces in a rendered query: where it is, from its metric name (if it
+    has one) through its closing brace (no range, offset or @), and its matchers as written."""
+
+    start: int
+    end: int
+    matchers: tuple[tuple[str, str, str], ...]
+    """(label, operator, literal with its quotes)"""
+
+
+_NUMBER_LIKE = re.compile(r"[0-9.][0-9A-Za-z_.]*")
+
+
+class _SelectorScan:
+    """Reads any rendered query far enough to find its selectors: literals, comments, brackets,
+    braces and names; functions, operators and modifiers in between are stepped over."""
+
+    def __init__(self, q: str) -> None:
+        self.q = q
+        self.found: list[SelectorSpan] = []
+        self.name_at: int | None = None
+        """Where the name just before the current position begins, if it can name a metric."""
+
+    def run(self) -> list[SelectorSpan]:
+        i = 0
+        while i < len(self.q):
+            i = self.step(i)
+        return self.found
+
+    def step(self, i: int) -> int:
+        q, ch = self.q, self.q[i]
+        if ch in " \t\r\n":
+            return i + 1
+        if ch == "#":
+            return _skip_comment(q, i, False)
+        if ch == "{":
+            return self.braces(i)
+        self.name_at = None
+        if ch in "\"'`":
+            return _string_end(q, i)
+        if ch == "[":
+            end = q.find("]", i)
+            if end < 0:
+                raise _Unbatchable("unclosed bracket")
+            return end + 1
+        if ch.isascii() and (ch.isalpha() or ch in "_:"):
+            m = _METRIC.match(q, i)
+            assert m is not None
+            if m.group(0).lower() not in _KEYWORDS:
+                self.name_at = i
+            return m.end()
+        number = _NUMBER_LIKE.match(q, i)
+        return number.end() if number else i + 1
+
+    def braces(self, i: int) -> int:
+        q = self.q
+        start = i if self.name_at is None else self.name_at
+        self.name_at = None
+        tokens: list[_Token] = []
+        j, inside = i + 1, True
+        while inside:
+            if j >= len(q):
+                raise _Unbatchable("unclosed brace")
+            if q[j] in " \t\r\n":
+                j += 1
+            elif q[j] == "#":
+                j = _skip_comment(q, j, False)
+            else:
+                j, inside = _lex_in_braces(q, j, tokens)
+        matchers = tuple((tokens[k - 1].text, tok.text, tokens[k + 1].text) for k, tok in enumerate(tokens)
+                         if tok.kind == "op" and tok.text in ("=", "!=", "=~", "!~") and 0 < k < len(tokens) - 1
+                         and tokens[k + 1].kind == "string")
+        self.found.append(SelectorSpan(start, j, matchers))
+        return j
+
+
+def vector_selectors(query: str) -> list[SelectorSpan] | None:
+    """Every vector selector with braces in a rendered query, in order; None when the query cannot
+    be read that far (an unclosed brace, something no matcher list holds).
+
+    Unlike `batch_shape` this reads any query, not an allow-listed part of PromQL: it finds the
+    selectors whatever surrounds them, and says nothing about what the query computes."""
+    try:
+        return _SelectorScan(query).run()
+    except _Unbatchable:
+        return None
 
 
 # --------------------------------------------------------------------------- syntax tree
@@ -547,6 +643,8 @@ def _check_call(node: _Call, labels: frozenset[str]) -> tuple[str, frozenset[str
     kinds = tuple(kind for kind, _ in checked)
     if kinds not in _FUNCTIONS[node.func]:
         raise _Unbatchable(f"{node.func} called with arguments of types {kinds}")
+    if not checked:
+        return "s", frozenset()  # time()
     return "v", next(kept for kind, kept in checked if kind in "vm")
 
 
@@ -751,4 +849,5 @@ def _split(data: Mapping[str, Any], labels: Sequence[str], kind: str) -> dict[tu
     return {key: {"resultType": kind, "result": part} for key, part in groups.items()}
 
 
-__all__ = ["IDENTITY_VARIABLES", "Shape", "batch_shape", "group_series", "split_matrix", "split_vector"]
+__all__ = ["IDENTITY_VARIABLES", "SelectorSpan", "Shape", "batch_shape", "group_series", "split_matrix", "split_vector",
+           "vector_selectors"]
