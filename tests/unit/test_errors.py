@@ -35,6 +35,11 @@ def test_router_refusal() -> None:
     assert errors.router_refusal(RouterError("HTTPRoute r not found")) == "traffic router: HTTPRoute r not found"
 
 
+def test_a_router_refusal_names_the_field_the_user_wrote() -> None:
+    e = RouterError("HTTPRoute ns/r not found", "spec.trafficRouting.gatewayAPI.httpRoute")
+    assert errors.router_refusal(e) == "traffic router: spec.trafficRouting.gatewayAPI.httpRoute: HTTPRoute ns/r not found"
+
+
 @pytest.mark.parametrize("state,allowed", [("RollingBack", True), ("Progressing", False),
                                            ("AwaitingApproval", False), ("Degraded", False), (None, False)])
 def test_only_a_rollback_stands_while_the_world_refuses(state: str | None, allowed: bool) -> None:

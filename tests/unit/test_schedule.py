@@ -249,3 +249,16 @@ def test_packed_bodies_round_trip_what_the_watch_delivers() -> None:
     packed = Packed(b)
     assert packed.unpack() == b
     assert packed.generation == 3
+
+
+def test_packed_bodies_keep_integers_past_64_bits() -> None:
+    """A user's free-form fields may hold any JSON number, and the watch delivers one printed
+    without an exponent (1.8e19 as 18446744073709552000) as an integer past 64 bits: the body is
+    still kept, value for value, so the rollout is still evaluated."""
+    from launchgate.adapters.kube import Packed
+
+    b = {"metadata": {"name": "r", "generation": 1},
+         "spec": {"trafficRouting": {"replicaRatio": {"n": 18446744073709552000, "m": -(2**70)}}}}
+    packed = Packed(b)
+    assert packed.unpack() == b
+    assert packed.unpack() is not packed.unpack()

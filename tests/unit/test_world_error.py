@@ -7,6 +7,7 @@ import json
 import pytest
 from kubernetes.client.rest import ApiException
 
+from launchgate.adapters.routers.gatewayapi import GatewayAPIRouter
 from launchgate.controller.reconcile import world_error
 from launchgate.core.protocols import RouterError
 
@@ -54,3 +55,28 @@ def test_what_a_retry_can_fix_is_raised_again(status: int | None) -> None:
     e = ApiException(status=status, reason="x")
     with pytest.raises(ApiException):
         world_error(e)
+
+
+class Routes:
+    """The one call the Gateway API router reads routes with, answered from a dict."""
+
+    def __init__(self, **routes: dict) -> None:
+        self.routes = routes
+
+    def get_httproute(self, namespace: str, name: str) -> dict | None:
+        return self.routes.get(name)
+
+
+ROUTE_FIELD = "spec.trafficRouting.gatewayAPI.httpRoute"
+
+
+@pytest.mark.parametrize("routes,said", [
+    ({}, f"traffic router: {ROUTE_FIELD}: HTTPRoute ns/web not found"),
+    ({"web": {"metadata": {"name": "web"}, "spec": {"rules": [{"backendRefs": [{"name": "other-stable"}]}]}}},
+     f"traffic router: {ROUTE_FIELD}: HTTPRoute web has no backendRef to Service r-stable"),
+])
+def test_a_route_the_router_cannot_use_is_said_against_the_field_that_names_it(routes: dict, said: str) -> None:
+    """The user fixes a missing or unrelated route where they named it: status says where."""
+    with pytest.raises(RouterError) as e:
+        GatewayAPIRouter(Routes(**routes), "web").set_weight("ns", "r", 5)  # type: ignore[arg-type]
+    assert world_error(e.value) == said

@@ -138,11 +138,16 @@ class Packed:
     __slots__ = ("_raw", "generation")
 
     def __init__(self, body: dict[str, Any]) -> None:
-        self._raw = orjson.dumps(body)
+        try:
+            self._raw: bytes | str = orjson.dumps(body)
+        except TypeError:
+            # An integer past 64 bits in a free-form field (a pod template, replicaRatio) is kept by
+            # the API server, and orjson refuses to encode it: the stdlib keeps it, exactly, as text.
+            self._raw = json.dumps(body, separators=(",", ":"))
         self.generation: Any = (body.get("metadata") or {}).get("generation")
 
     def unpack(self) -> dict[str, Any]:
-        out: dict[str, Any] = orjson.loads(self._raw)
+        out: dict[str, Any] = orjson.loads(self._raw) if isinstance(self._raw, bytes) else json.loads(self._raw)
         return out
 
 

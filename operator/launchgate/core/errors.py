@@ -20,7 +20,7 @@ RETRIED_STATUSES = (404, 409, 429)
 
 
 def router_refusal(e: RouterError) -> str:
-    return f"traffic router: {e}"
+    return f"traffic router: {e.field}: {e}" if e.field else f"traffic router: {e}"
 
 
 def client_refusal(e: ValidationError) -> str:

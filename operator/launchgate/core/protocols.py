@@ -31,7 +31,14 @@ class MetricsSource(Protocol):
 
 
 class RouterError(Exception):
-    """The router could not apply a weight; the reconciler retries with backoff and says so in status."""
+    """The router could not apply a weight; the reconciler retries with backoff and says so in status.
+
+    `field` is the spec field that names what the router could not use (e.g. the HTTPRoute), so
+    status tells the user which line of their rollout to look at."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class TrafficRouter(Protocol):

@@ -9,6 +9,9 @@ from launchgate.adapters.kube import Kube
 from launchgate.api.names import service_names
 from launchgate.core.protocols import RouterError
 
+FIELD = "spec.trafficRouting.gatewayAPI.httpRoute"
+"""Where the user names the route: every failure of this router is said against it."""
+
 
 class GatewayAPIRouter:
     """Sets the stable/canary backendRefs weights of a Gateway API HTTPRoute.
@@ -27,16 +30,16 @@ class GatewayAPIRouter:
         try:
             route = self.kube.get_httproute(namespace, self.route)
         except Exception as e:  # noqa: BLE001 - any API failure is a router failure to retry
-            raise RouterError(f"reading HTTPRoute {self.route}: {e}") from e
+            raise RouterError(f"reading HTTPRoute {self.route}: {e}", FIELD) from e
         if route is None:
-            raise RouterError(f"HTTPRoute {namespace}/{self.route} not found")
+            raise RouterError(f"HTTPRoute {namespace}/{self.route} not found", FIELD)
         updated, changed = with_weights(route, rollout, weight)
         if not changed:
             return False
         try:
             self.kube.replace_httproute(namespace, updated)
         except Exception as e:  # noqa: BLE001
-            raise RouterError(f"updating HTTPRoute {self.route}: {e}") from e
+            raise RouterError(f"updating HTTPRoute {self.route}: {e}", FIELD) from e
         return True
 
 
@@ -70,5 +73,5 @@ def with_weights(route: dict[str, Any], rollout: str, weight: int) -> tuple[dict
                 r["weight"] = want
                 changed = True
     if not found:
-        raise RouterError(f"HTTPRoute {route['metadata']['name']} has no backendRef to Service {stable}")
+        raise RouterError(f"HTTPRoute {route['metadata']['name']} has no backendRef to Service {stable}", FIELD)
     return out, changed
