@@ -356,9 +356,9 @@ class Demo:
     def setup(self) -> None:
         """Control plane, Prometheus, CRDs, RBAC, namespaces, gates, rollouts, operator."""
         bins = binaries()
-        self.say("starting etcd + kube-apiserver and Prometheus (private, in a temp dir)")
-        # Its stand-in Deployment controller lets pods take a second to come up: traffic waits for them.
-        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins, pods_start_after=1.0).start()
+        self.say("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake Nodes) "
+                 "and Prometheus (private, in a temp dir)")
+        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins).start()
         self.prom = PrometheusServer(self.workdir / "prometheus", scrape_interval="1s",
                                      evaluation_interval="1s", bins=bins).start()
         crds = cp.apply_crds([REPO_CRDS]) + cp.install_gateway_api()
