@@ -212,7 +212,7 @@ def test_bucket_quantile_is_prometheus_histogram_quantile_over_the_increase(befo
 
 
 def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None:
-    """A real HTTP server standing in for the operator's /metrics: an evaluation that ends just
+    """A real HTTP server in place of the operator's /metrics: an evaluation that ends just
     before the measurement does is counted once the poller has caught up."""
     import threading
     import time
