@@ -218,7 +218,8 @@ def test_a_canary_whose_pods_never_come_up_is_rolled_back_at_its_deadline(world:
     recorder.join()
     assert "spec.availabilityDeadline 8s" in st["lastDecision"]["reason"], st
     assert "0/1 available" in st["lastDecision"]["reason"], st
-    wait_for("the canary scaled down", lambda: w.replicas("stuck-pods-canary") == 0, timeout=15)
+    wait_for("the canary scaled down and its Pending pod deleted", lambda: w.replicas("stuck-pods-canary") == 0
+             and not unschedulable(), timeout=15)
     # Not one request was sent to the pods that never came up.
     assert {c for _, c in recorder.seen} <= {0, None}, recorder.seen
     assert promotions(w, "stuck-pods") == [("ReplayGate", "rollback")]
