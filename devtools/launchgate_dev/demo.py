@@ -7,13 +7,14 @@ Canary1, its error rate climbs to 3x the stable baseline, and its rollback trigg
 traffic back to stable once the breach has held for its whole `for`.
 
 Why it is built this way: the demo is the product's first impression *and* a smoke test. So it
-uses only real parts (etcd, kube-apiserver and Prometheus from ``launchgate_dev.devenv``, the operator
-as a subprocess under the least-privilege RBAC of manifests/, real synthetic-agent processes that
-Prometheus scrapes) and exits non-zero when a story does not end as it should. There is no kubelet:
-Deployments make no pods, so synthetic agents stand in for the pods, exporting metrics under the
-revision labels the operator assigned, and devenv's stand-in Deployment controller reports the
-pods available a second after they are asked for. Everything it starts lives in a temporary directory and is
-stopped at the end, on errors, on Ctrl-C and on SIGTERM.
+uses only real parts (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and Prometheus
+from ``launchgate_dev.devenv``, with kwok playing the kubelet of fake Nodes; the operator as a
+subprocess under the least-privilege RBAC of manifests/; real synthetic-agent processes that
+Prometheus scrapes) and exits non-zero when a story does not end as it should. The Deployment
+controller makes the pods, the scheduler places them and kwok reports them ready, but no container
+runs: synthetic agents play the pods' part, exporting metrics under the revision labels the
+operator assigned. Everything it starts lives in a temporary directory and is stopped at the end,
+on errors, on Ctrl-C and on SIGTERM.
 
 ``run_demo(console, timeout)`` is importable (for a test); ``python -m launchgate_dev.demo`` runs it.
 """
