@@ -209,3 +209,61 @@ def test_deleting_a_rollout_garbage_collects_everything_it_owned(world: World) -
         wait_for("everything the rollout owned gone", gone, timeout=90)
     except AssertionError as e:
         raise AssertionError(f"{e}; still there: {left}") from None
+
+
+def hpa(name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+            "spec": {"scaleTargetRef": {"apiVersion": "launchgate.dev/v1alpha1", "kind": "AgentRollout", "name": name},
+                     "minReplicas": min_replicas, "maxReplicas": max_replicas,
+                     "metrics": [{"type": "Resource", "resource": {
+                         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]}}
+
+
+def test_an_hpa_scales_the_rollout_and_the_operator_sizes_stable_and_canary_from_it(world: World) -> None:
+    """Who owns replicas: the AgentRollout's spec.replicas, which an HPA scales through the
+    rollout's scale subresource; the operator sizes both Deployments from it and keeps them there
+    (an HPA aimed at a Deployment would be set back). The real HPA controller runs here but no
+    metrics API does (kwok's pods use no CPU), so the HPA is driven by its bounds, which it
+    enforces without metrics: minReplicas above the current count, then maxReplicas below it.
+    A metric-driven change reaches spec.replicas the same way, through /scale."""
+    w = world
+    w.start_operator()
+    given_a_stable_rollout(w, "scaled", phases=[
+        {"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
+        {"name": "Canary1", "weight": 25, "gates": ["canary1"], "minDuration": "1h"}])
+    scale = kubectl_json(w.kubeconfig, "get", "agentrollout", "scaled", "-n", w.ns, "--subresource=scale")
+    assert (scale["spec"]["replicas"], scale["status"]["replicas"]) == (4, 4), scale
+    assert scale["status"]["selector"] == "launchgate.dev/rollout=scaled"
+    rev2 = when_a_new_revision_is_applied(w, "scaled")
+    w.agent(rev2, success_rate=0.995, p95_ms=1000)
+    w.wait_status("scaled", "Canary1 at 25%", lambda s: s.get("phase") == "Canary1" and s.get("trafficWeight") == 25,
+                  timeout=60)
+    assert (w.replicas("scaled-stable"), w.replicas("scaled-canary")) == (4, 1)
+    generation = w.get("agentrollout", "scaled")["metadata"]["generation"]
+
+    w.apply(hpa("scaled", 8, 12))
+    wait_for("the HPA to scale the rollout to its minimum", lambda: w.get("agentrollout", "scaled")["spec"][
+        "replicas"] == 8, timeout=60)
+    # The operator sizes both from it: 8 stable, and 25% of 8 for the canary, each with ready pods.
+    wait_for("8 stable and 2 canary pods ready", lambda: (w.replicas("scaled-stable"), w.replicas("scaled-canary"))
+             == (8, 2) and len(pods_of(w, "scaled", "stable")) == 8 and len(pods_of(w, "scaled", "canary")) == 2,
+             timeout=60)
+    st = w.wait_status("scaled", "the canary's second pod available", lambda s: s.get("replicas") == 8 and
+                       "waiting for the canary's pods" not in (s.get("message") or ""), timeout=30)
+    assert (st["phase"], st["trafficWeight"], st["canaryRevision"]) == ("Canary1", 25, rev2), st
+    events = kubectl_json(w.kubeconfig, "get", "events", "-n", w.ns, "--field-selector",
+                          "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale")["items"]
+    assert any("below Spec.MinReplicas" in e["message"] for e in events), events
+    # No fight: through more than one HPA sync (15 s), neither moves the other's numbers.
+    stable_gen = w.get("deployment", "scaled-stable")["metadata"]["generation"]
+    time.sleep(20)
+    assert w.get("agentrollout", "scaled")["metadata"]["generation"] == generation + 1  # the HPA's one write
+    assert w.get("deployment", "scaled-stable")["metadata"]["generation"] == stable_gen
+    assert (w.replicas("scaled-stable"), w.replicas("scaled-canary")) == (8, 2)
+
+    # Bounds lowered below the current count: the HPA scales the rollout down, and the pods go.
+    kubectl(w.kubeconfig, "patch", "hpa", "scaled", "-n", w.ns, "--type=merge", "-p",
+            '{"spec": {"minReplicas": 2, "maxReplicas": 6}}')
+    wait_for("6 stable pods, 2 canary", lambda: (w.replicas("scaled-stable"), w.replicas("scaled-canary")) == (6, 2)
+             and len(pods_of(w, "scaled", "stable")) == 6, timeout=60)
+    assert w.status("scaled")["phase"] == "Canary1"
