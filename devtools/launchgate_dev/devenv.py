@@ -532,6 +532,10 @@ class ControlPlane:
         self._own_workdir = False
         return out
 
+    def pids(self) -> dict[str, int]:
+        """The running components' process ids by name (etcd, kube-apiserver, kwok...)."""
+        return {c.name: c.popen.pid for c in self._children if c.popen.poll() is None}
+
     def __enter__(self) -> ControlPlane:
         return self.start()
 
