@@ -16,11 +16,13 @@ as plain child processes on loopback ports, and tear them down reliably.
 Used by the integration-test fixtures (tests/integration/conftest.py), by ``make up`` / ``make down``
 (``python -m launchgate_dev.devenv up|down``), by the demo and by the benchmarks.
 """
+
 from __future__ import annotations
 
 import argparse
 import atexit
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -83,7 +85,7 @@ NODE_CAPACITY = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "100Gi", "p
 #: stays clear of the Service range. Nothing connects to these addresses.
 POD_CIDR = "10.64.0.0/10"
 #: The fake Nodes' own addresses (InternalIP), one per Node from here on.
-NODE_IP_BASE = "10.192.0."
+NODE_IP_BASE = ipaddress.ip_address("10.192.0.10")
 
 #: The cluster's components and the users they run as. The scheduler and the controller-manager
 #: use the names the API server's bootstrap RBAC grants their roles to (and the controller-manager
@@ -594,6 +596,7 @@ class ControlPlane:
         scheduler = _spawn("kube-scheduler", [
             str(bins.kube_scheduler),
             *_component_flags(kc["kube-scheduler"], scheduler_port, self.workdir / "scheduler-certs"),
+            "--kube-api-qps=500", "--kube-api-burst=1000",  # as for the controller-manager: one binding a pod
         ], self.workdir)
         self._children.append(scheduler)
         kwok = _spawn("kwok", [
@@ -605,7 +608,7 @@ class ControlPlane:
             # kwok renews each Node's Lease, the heartbeat the node lifecycle controller reads.
             "--node-lease-duration-seconds=40",
             f"--cidr={POD_CIDR}",
-            f"--node-ip={NODE_IP_BASE}1",
+            f"--node-ip={NODE_IP_BASE - 9}",
         ], self.workdir)
         self._children.append(kwok)
         with warnings.catch_warnings():  # their self-signed serving certs: only liveness is asked
@@ -618,7 +621,7 @@ class ControlPlane:
     def add_nodes(self, count: int, start: int = 0) -> list[str]:
         """Create ``count`` fake Nodes (``kwok-node-<i>``) for kwok to play the kubelet of."""
         names = [f"kwok-node-{i}" for i in range(start, start + count)]
-        docs = [_fake_node(name, f"{NODE_IP_BASE}{10 + i}") for i, name in enumerate(names, start)]
+        docs = [_fake_node(name, str(NODE_IP_BASE + i)) for i, name in enumerate(names, start)]
         self.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
         return names
 
