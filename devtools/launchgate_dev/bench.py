@@ -6,10 +6,13 @@ Why a benchmark and not timed tests: the product's scale target (10,000 rollouts
 under 1 GiB, every rollout evaluated within 5 s of its 30 s window) is a property to measure and
 track, not a pass/fail assertion that flakes on a busy CI machine.
 
-For each size N it starts a fresh control plane (etcd + kube-apiserver) and Prometheus, ONE
-operator process under its shipped RBAC, and N AgentRollouts, each with its own LaunchGate (two
-blockers, one of them a ratio to the stable baseline) and HTTPRoute, and one rollback trigger in
-its canary phase. Then:
+For each size N it starts a fresh cluster (etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler, and kwok playing the kubelet of enough fake Nodes for the pods: see
+launchgate_dev.devenv) and Prometheus, ONE operator process under its shipped RBAC, and N
+AgentRollouts, each with its own LaunchGate (two blockers, one of them a ratio to the stable
+baseline) and HTTPRoute, and one rollback trigger in its canary phase. Each rollout's pods (2
+stable, 1 canary) are made, scheduled and reported ready by those real components, and the
+operator waits for them as it would on a cluster. Then:
 
 1. idle: every rollout stable, nothing to evaluate; API traffic, CPU, RSS per window;
 2. active: every rollout a canary held at Canary1 by a long minDuration, so every pass evaluates
@@ -30,11 +33,16 @@ How things are measured, and why that way:
   a gap of at most window + 5 s.
 - API requests come from kube-apiserver's own /metrics (apiserver_request_total by verb and
   resource), read as admin before and after a phase. The benchmark issues no API requests during a
-  measured phase, and the API server's own lease updates are excluded, so the delta is the
-  operator's.
+  measured phase, and the resources only the cluster's components ask for (COMPONENT_RESOURCES:
+  Leases, Nodes, pods, ReplicaSets, EndpointSlices, Deployment and Job status, ServiceAccount
+  tokens) are left out, so the delta is the operator's, its watches and events aside: those
+  resources are shared, and in a measured phase no pod changes, so the controllers have none to
+  make but their watches' periodic renewals.
 - Prometheus queries come from Prometheus' /metrics (prometheus_http_requests_total for
   /api/v1/query and /api/v1/query_range), cross-checked with the query log.
-- RSS and CPU come from /proc of the operator process (VmRSS sampled every second, utime+stime).
+- RSS and CPU come from /proc of the operator process (VmRSS sampled every second, utime+stime),
+  and the same way from kube-controller-manager's and kwok's, which the report shows beside it:
+  what the cluster's side of the same rollouts costs.
 - The moment a trigger's duration is met is found afterwards by asking Prometheus the trigger's
   own sustained query (`engine.evaluate_trigger`, the operator's code) at earlier times: the
   earliest time it would have fired. "Weights back" is when a read of the sampled HTTPRoutes
@@ -93,6 +101,7 @@ from launchgate_dev.demo import (
     operator_kubeconfig,
 )
 from launchgate_dev.devenv import (
+    NODE_CAPACITY,
     REPO_CRDS,
     REPO_ROOT,
     ControlPlane,
@@ -108,6 +117,18 @@ PER_FLEET = 250  # rollouts (two versions each) per fleet process
 BUMP_THREADS = 16  # threads patching new revisions in, unless --bump-rate paces them
 GENERATED_END = "<!-- end of generated results: text below this line is kept when the benchmark reruns -->"
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"})
+#: Resources (or resource/subresource) only the cluster's own components ask the API server for:
+#: the API server's and kwok's Lease heartbeats, kwok's Node and pod status, the scheduler's
+#: bindings, the controllers' ReplicaSets, pods, EndpointSlices and status writes, their
+#: ServiceAccount tokens; "" is non-resource URLs such as /metrics. The operator asks for none of
+#: them, so leaving them out of the request counts leaves the operator's.
+COMPONENT_RESOURCES = ("", "leases", "nodes", "pods", "replicasets", "endpointslices", "endpoints", "serviceaccounts",
+                       "controllerrevisions", "deployments/status", "jobs/status")
+#: Cluster components whose CPU and memory the report shows next to the operator's.
+COMPONENTS = ("kube-controller-manager", "kwok")
+#: Pods each benchmark rollout runs (2 stable replicas, 1 canary at Canary1): the fake Nodes are
+#: sized for them.
+PODS_PER_ROLLOUT = 3
 READ_VERBS = frozenset({"GET", "LIST"})
 TARGET_N, TARGET_WINDOW_S, TARGET_SLACK_S, TARGET_RSS_MIB = 10_000, 30.0, 5.0, 1024.0
 STABLE_SUCCESS, CANARY_SUCCESS, BAD_SUCCESS = 0.99, 0.994, 0.97  # bad: 3% errors = 3x stable's 1%
@@ -344,9 +365,9 @@ def parse_counters(text: str, names: Iterable[str]) -> dict[tuple[str, tuple[tup
 
 def request_delta(before: Mapping[tuple[str, tuple[tuple[str, str], ...]], float],
                   after: Mapping[tuple[str, tuple[tuple[str, str], ...]], float],
-                  exclude_resources: Iterable[str] = ("leases", "")) -> dict[tuple[str, str], float]:
+                  exclude_resources: Iterable[str] = COMPONENT_RESOURCES) -> dict[tuple[str, str], float]:
     """apiserver_request_total increase by (verb, resource[/subresource]), without the excluded
-    resources (the API server's own lease heartbeats; "" = non-resource URLs such as /metrics)."""
+    resources, named alone (all its subresources) or as resource/subresource."""
     skip = set(exclude_resources)
     out: dict[tuple[str, str], float] = {}
     for key, value in after.items():
@@ -358,9 +379,9 @@ def request_delta(before: Mapping[tuple[str, tuple[tuple[str, str], ...]], float
         if resource in skip:
             continue
         inc = value - before.get(key, 0.0)
-        if inc <= 0:
-            continue
         res = resource + (f"/{lab['subresource']}" if lab.get("subresource") else "")
+        if inc <= 0 or res in skip:
+            continue
         k = (lab.get("verb", "?"), res)
         out[k] = out.get(k, 0.0) + inc
     return out
@@ -483,14 +504,14 @@ def render_markdown(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         f"| load average at start / end | {meta.get('load_start', '?')} / {meta.get('load_end', '?')} |",
         f"| Python | {meta['python']} |",
         f"| OS | {meta['os']} |",
-        f"| kube-apiserver / etcd / Prometheus | {meta.get('versions', '?')} |",
+        f"| Kubernetes / etcd / kwok / Prometheus | {meta.get('versions', '?')} |",
         "",
         f"Settings: window (rollout `interval` and gate `window`) **{format_duration(w)}**, "
         f"Prometheus scrape every {format_duration(meta['scrape_s'])}, trigger `for: {format_duration(meta['for_s'])}`, "
         f"router {meta['router']}, {meta['windows']} measured windows per phase, "
         f"operator `LAUNCHGATE_WORKERS={meta['workers']}`{_write_qps(meta.get('write_qps'))}, new revisions patched "
-        f"{_bump_rate(meta.get('bump_rate'))}. Everything (etcd, kube-apiserver, Prometheus, "
-        "the synthetic-metrics fleet, the operator) shares the machine above.",
+        f"{_bump_rate(meta.get('bump_rate'))}. Everything (etcd, kube-apiserver, kube-controller-manager, "
+        "kube-scheduler, kwok, Prometheus, the synthetic-metrics fleet, the operator) shares the machine above.",
         "",
         "## Summary",
         "",
@@ -550,6 +571,9 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
         if key in s:
             lines.append(f"| {label} | {_fmt(s[key])} |")
     lines.append("")
+    if "nodes" in s:
+        lines += [f"The pods ({PODS_PER_ROLLOUT} per rollout) run on {s['nodes']} fake Nodes (kwok) of "
+                  f"{NODE_CAPACITY['pods']} pods each.", ""]
     for phase, title in (("idle", "idle (all stable, nothing to evaluate)"),
                          ("active", "active (all canaries at Canary1, gates + trigger every window)")):
         p = r.get(phase)
@@ -586,6 +610,7 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
              f"{_fmt(p.get('rss_mib_start'), ' MiB')} / {_fmt(p.get('rss_mib_end'), ' MiB')} / "
              f"{_fmt(p.get('rss_mib_max'), ' MiB')}"),
             ("operator threads", _fmt(p.get("threads"))),
+            *_component_rows(p.get("components") or {}),
         ]
         lines += [f"| {k} | {v} |" for k, v in rows if v is not None and v != "—"]
         top = p.get("requests_by") or []
@@ -627,6 +652,13 @@ def _size_section(r: Mapping[str, Any], w: float) -> list[str]:
         lines += [f"Operator log: {errs.get('lines', 0)} lines, {errs.get('errors', 0)} errors/tracebacks"
                   + (f"; first: `{errs['first_error'][:200]}`" if errs.get("first_error") else "") + ".", ""]
     return lines
+
+
+def _component_rows(components: Mapping[str, Mapping[str, float]]) -> list[tuple[str, str | None]]:
+    """Beside the operator's: what the cluster's components spent on the same rollouts."""
+    return [(f"{name} CPU (% of one core) / RSS max",
+             f"{_fmt(c.get('cpu_pct'), '%')} / {_fmt(c.get('rss_mib_max'), ' MiB')}")
+            for name, c in components.items()]
 
 
 def merge_report(generated: str, existing: str | None) -> str:
@@ -810,6 +842,8 @@ class Snapshot:
     query_log_offset: int
     operator: dict[tuple[str, tuple[tuple[str, str], ...]], float] = dataclasses.field(default_factory=dict)
     """The operator's pass and shared-query duration histograms."""
+    components_cpu: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    """CPU seconds of each of COMPONENTS."""
 
 
 @dataclasses.dataclass
@@ -845,6 +879,7 @@ class SizeRun:
         self.operator: OperatorProcess | None = None
         self.fleets: list[FleetProcess] = []
         self.sampler: ProcSampler | None = None
+        self.component_samplers: dict[str, ProcSampler] = {}
         self.poller: EvaluationPoller | None = None
         self.statuses: StatusWatch | None = None
         self.custom: Any = None
@@ -863,9 +898,16 @@ class SizeRun:
     def start_world(self) -> None:
         t0 = time.monotonic()
         bins = binaries()
-        # devenv's /24 Service range holds ~127 rollouts (two Services each): widen it.
-        self.cp = cp = ControlPlane(self.workdir / "cp", bins=bins,
+        # devenv's /24 Service range holds ~127 rollouts (two Services each): widen it. Nodes for
+        # every rollout's pods, with one to spare.
+        nodes = max(3, math.ceil(PODS_PER_ROLLOUT * self.n / int(NODE_CAPACITY["pods"])) + 1)
+        self.cp = cp = ControlPlane(self.workdir / "cp", bins=bins, nodes=nodes,
                                     extra_apiserver_args=["--service-cluster-ip-range=10.0.0.0/16"]).start()
+        self.result["setup"]["nodes"] = nodes
+        pids = cp.pids()
+        for name in COMPONENTS:
+            self.component_samplers[name] = ProcSampler(pids[name])
+            self.component_samplers[name].start()
         self.prom = PrometheusServer(self.workdir / "prom", scrape_interval=format_duration(self.o.scrape),
                                      evaluation_interval="30s", bins=bins).start()
         self._enable_query_log()
@@ -919,6 +961,8 @@ class SizeRun:
         with no_interrupts():
             if self.sampler is not None:
                 self.sampler.stop_flag.set()
+            for sampler in self.component_samplers.values():
+                sampler.stop_flag.set()
             if self.poller is not None:
                 self.poller.stop_flag.set()
             if self.statuses is not None:
@@ -968,9 +1012,9 @@ class SizeRun:
                 "trafficRouting": router,
                 "interval": format_duration(self.o.window),
                 "progressDeadline": "24h",
-                # The harness's stand-in Deployment controller reports pods available; at 10,000 on a
-                # loaded API server it can fall more than the default 10m behind, and canaries it has
-                # not reached yet would be rolled back for pods that exist only in the harness.
+                # At 10,000 on a loaded API server the controllers, the scheduler and kwok can take
+                # more than the default 10m to bring every canary's pod up, and a canary whose pod
+                # is merely late would be rolled back: the benchmark measures evaluation, not that.
                 "availabilityDeadline": "24h",
                 "phases": [
                     {"name": "Canary1", "weight": 5, "gates": [f"{name}-gate"], "minDuration": "24h",
@@ -1067,7 +1111,8 @@ class SizeRun:
             with contextlib.suppress(requests.RequestException):
                 op = parse_counters(requests.get(self.poller.url, timeout=30).text, [
                     f"{h}_bucket" for h in (PASS_DURATION, SHARED_QUERY_DURATION, START_DELAY)])
-        return Snapshot(time.time(), api, prom, proc_cpu_seconds(self.operator.pid), size, op)
+        components = {name: proc_cpu_seconds(sampler.pid) for name, sampler in self.component_samplers.items()}
+        return Snapshot(time.time(), api, prom, proc_cpu_seconds(self.operator.pid), size, op, components)
 
     def measure(self, label: str, windows: int, evaluations: bool) -> dict[str, Any]:
         """Sleep `windows` windows between two snapshots; turn the differences into per-window numbers."""
@@ -1118,6 +1163,7 @@ class SizeRun:
             out["rss_mib_start"] = samples[0][1]
             out["rss_mib_end"] = samples[-1][1]
             out["threads"] = max(s[2] for s in samples)
+        out["components"] = self._components(a, b)
         if evaluations:
             with open(self.query_log, "rb") as f:
                 f.seek(a.query_log_offset)
@@ -1141,6 +1187,20 @@ class SizeRun:
                                            if k in ("lag_p50_s", "lag_p99_s", "rollouts_evaluated", "cpu_pct",
                                                     "rss_mib_max", "api_writes_per_rollout_window",
                                                     "api_reads_per_rollout_window", "prom_queries_per_window")))
+        return out
+
+    def _components(self, a: Snapshot, b: Snapshot) -> dict[str, dict[str, float]]:
+        """CPU (% of one core) and RSS max of each of COMPONENTS between two snapshots."""
+        out: dict[str, dict[str, float]] = {}
+        for name, sampler in self.component_samplers.items():
+            entry: dict[str, float] = {}
+            before, after = a.components_cpu.get(name), b.components_cpu.get(name)
+            if before is not None and after is not None:
+                entry["cpu_pct"] = 100.0 * (after - before) / (b.at - a.at)
+            samples = sampler.between(a.at, b.at)
+            if samples:
+                entry["rss_mib_max"] = max(s[1] for s in samples)
+            out[name] = entry
         return out
 
     def _query_log_size(self) -> int:
@@ -1277,8 +1337,8 @@ class SizeRun:
             "all_s": firsts[-1] if len(firsts) >= self.n else None,
             "cpu_s": after.cpu_s,
             "rss_mib_max": max((s[1] for s in self.sampler.samples), default=None),
-            # Everyone's requests (the harness's watch and stand-in too) from the old operator's
-            # stop until the new one has evaluated every rollout.
+            # Everyone's requests (the harness's watch too; the cluster's components' own left out as
+            # everywhere) from the old operator's stop until the new one has evaluated every rollout.
             "api_reads": reads, "api_writes": writes,
             "requests_by": sorted(((verb, res, v) for (verb, res), v in delta.items()), key=lambda t: -t[2]),
         }
@@ -1381,7 +1441,8 @@ def machine_info() -> dict[str, Any]:
     versions = "?"
     with contextlib.suppress(DevEnvError, KeyError):
         v = binaries().versions
-        versions = f"{v['KUBERNETES_VERSION']} / {v['ETCD_VERSION']} / {v.get('PROMETHEUS_DEB_VERSION', '?')}"
+        versions = (f"{v['KUBERNETES_VERSION']} / {v['ETCD_VERSION']} / {v.get('KWOK_VERSION', '?')} / "
+                    f"{v.get('PROMETHEUS_DEB_VERSION', '?')}")
     return {
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_model": cpu_model,

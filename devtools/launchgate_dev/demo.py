@@ -7,13 +7,14 @@ Canary1, its error rate climbs to 3x the stable baseline, and its rollback trigg
 traffic back to stable once the breach has held for its whole `for`.
 
 Why it is built this way: the demo is the product's first impression *and* a smoke test. So it
-uses only real parts (etcd, kube-apiserver and Prometheus from ``launchgate_dev.devenv``, the operator
-as a subprocess under the least-privilege RBAC of manifests/, real synthetic-agent processes that
-Prometheus scrapes) and exits non-zero when a story does not end as it should. There is no kubelet:
-Deployments make no pods, so synthetic agents stand in for the pods, exporting metrics under the
-revision labels the operator assigned, and devenv's stand-in Deployment controller reports the
-pods available a second after they are asked for. Everything it starts lives in a temporary directory and is
-stopped at the end, on errors, on Ctrl-C and on SIGTERM.
+uses only real parts (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and Prometheus
+from ``launchgate_dev.devenv``, with kwok playing the kubelet of fake Nodes; the operator as a
+subprocess under the least-privilege RBAC of manifests/; real synthetic-agent processes that
+Prometheus scrapes) and exits non-zero when a story does not end as it should. The Deployment
+controller makes the pods, the scheduler places them and kwok reports them ready, but no container
+runs: synthetic agents play the pods' part, exporting metrics under the revision labels the
+operator assigned. Everything it starts lives in a temporary directory and is stopped at the end,
+on errors, on Ctrl-C and on SIGTERM.
 
 ``run_demo(console, timeout)`` is importable (for a test); ``python -m launchgate_dev.demo`` runs it.
 """
@@ -356,9 +357,9 @@ class Demo:
     def setup(self) -> None:
         """Control plane, Prometheus, CRDs, RBAC, namespaces, gates, rollouts, operator."""
         bins = binaries()
-        self.say("starting etcd + kube-apiserver and Prometheus (private, in a temp dir)")
-        # Its stand-in Deployment controller lets pods take a second to come up: traffic waits for them.
-        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins, pods_start_after=1.0).start()
+        self.say("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (fake Nodes) "
+                 "and Prometheus (private, in a temp dir)")
+        self.cp = cp = ControlPlane(self.workdir / "controlplane", bins=bins).start()
         self.prom = PrometheusServer(self.workdir / "prometheus", scrape_interval="1s",
                                      evaluation_interval="1s", bins=bins).start()
         crds = cp.apply_crds([REPO_CRDS]) + cp.install_gateway_api()

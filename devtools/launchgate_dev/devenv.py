@@ -1,13 +1,20 @@
-"""A real, local Kubernetes control plane (etcd + kube-apiserver) and Prometheus, without Docker.
+"""A real, local Kubernetes cluster and Prometheus, without Docker.
+
+etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with kwok playing the kubelet of
+a few fake Nodes: Deployments get ReplicaSets and pods, pods are scheduled, start, become ready (or
+not, as a test asks through the kwok stages) and get EndpointSlices, Jobs finish, and deleting an
+owner garbage-collects what it owned. Only containers do not run: the agents a test needs are
+local processes (launchgate_dev.synthetic).
 
 Why this exists: launchgate's behaviour depends on the API server (CRD validation, RBAC, server-side
-apply, watches) and on Prometheus (PromQL, staleness, NaN). Fakes of either would let the tests
-pass against assumptions instead of the real thing, and kind/k3d need a container engine we do not
-have. So we run the upstream binaries that ``hack/testenv/build.sh`` builds into a cache, as plain
-child processes on loopback ports, and tear them down reliably.
+apply, watches), on the controllers that act on what it writes (a Deployment is available when the
+Deployment controller says so) and on Prometheus (PromQL, staleness, NaN). Fakes of any would let
+the tests pass against assumptions instead of the real thing, and kind/k3d need a container engine
+we do not have. So we run the upstream binaries that ``hack/testenv/build.sh`` builds into a cache,
+as plain child processes on loopback ports, and tear them down reliably.
 
 Used by the integration-test fixtures (tests/integration/conftest.py), by ``make up`` / ``make down``
-(``python -m launchgate_dev.devenv up|down``) and by the demo.
+(``python -m launchgate_dev.devenv up|down``), by the demo and by the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -37,8 +45,6 @@ import requests
 import urllib3
 import yaml
 
-from launchgate_dev.standin import DeploymentStandIn
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "versions.env"
 REPO_CRDS = REPO_ROOT / "crds"
@@ -53,6 +59,42 @@ DEFAULT_USERS: dict[str, tuple[str, ...]] = {
     "bob": ("reliability-reviewers",),
     "carol": ("ai-governance",),
     "mallory": (),
+}
+
+#: The kwok stages: how fake Nodes report Ready and how pods on them start, become ready (or not)
+#: and finish. Project files, so a test's pods behave as the repo says, whatever the cache holds.
+KWOK_STAGES = REPO_ROOT / "hack" / "testenv" / "kwok"
+
+#: Pod annotations the kwok stages read (see hack/testenv/kwok/pod-stages.yaml): set on a pod
+#: template, or on a live pod, they decide what its "kubelet" reports.
+READY_AFTER = "devenv.launchgate.dev/ready-after"
+"""Readiness passes this long after the pod starts (a duration such as ``8s``; default 0.5 s)."""
+UNREADY = "devenv.launchgate.dev/unready"
+"""``"true"``: readiness fails while it is set (never ready, or turns unready on a live pod)."""
+EXIT_CODE = "devenv.launchgate.dev/exit-code"
+"""A Job's pod exits with this code (default ``0``: Succeeded; any other: Failed)."""
+RUN_FOR = "devenv.launchgate.dev/run-for"
+"""A Job's pod runs this long once ready (default 1 s)."""
+
+#: kwok plays the kubelet only for Nodes with this annotation, so no other Node is touched.
+KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
+#: What each fake Node offers: a common 16-core VM with the kubelet's default limit of 110 pods,
+#: so the scheduler places and refuses pods as it would on real ones.
+NODE_CAPACITY = {"cpu": "16", "memory": "64Gi", "ephemeral-storage": "100Gi", "pods": "110"}
+#: Where pod IPs come from: EndpointSlice validation refuses loopback addresses, and the range
+#: stays clear of the Service range. Nothing connects to these addresses.
+POD_CIDR = "10.64.0.0/10"
+#: The fake Nodes' own addresses (InternalIP), one per Node from here on.
+NODE_IP_BASE = ipaddress.ip_address("10.192.0.10")
+
+#: The cluster's components and the users they run as. The scheduler and the controller-manager
+#: use the names the API server's bootstrap RBAC grants their roles to (and the controller-manager
+#: runs each controller under its own ServiceAccount, as kubeadm sets it up); kwok writes every
+#: Node's and pod's status, a kubelet's rights over all Nodes, so it is an admin.
+COMPONENT_USERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "kube-controller-manager": ("system:kube-controller-manager", ()),
+    "kube-scheduler": ("system:kube-scheduler", ()),
+    "kwok": ("kwok", ("system:masters",)),
 }
 
 MISSING_HINT = "run `make testenv` (bash hack/testenv/build.sh) to build/install the local control plane"
@@ -98,6 +140,9 @@ class Binaries:
     promtool: Path
     gateway_api_crds: Path
     versions: Mapping[str, str]
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kwok: Path
 
 
 def binaries() -> Binaries:
@@ -110,6 +155,7 @@ def binaries() -> Binaries:
     cache = cache_dir()
     try:
         k8s, etcd, gw = v["KUBERNETES_VERSION"], v["ETCD_VERSION"], v["GATEWAY_API_VERSION"]
+        kwok = v["KWOK_VERSION"]
     except KeyError as e:
         raise DevEnvError(f"{VERSIONS_FILE} lacks {e.args[0]}") from None
     missing: list[str] = []
@@ -132,6 +178,9 @@ def binaries() -> Binaries:
 
     apiserver = cached(f"kube-apiserver-{k8s}/kube-apiserver")
     etcd_bin = cached(f"etcd-{etcd}/etcd")
+    controller_manager = cached(f"kube-controller-manager-{k8s}/kube-controller-manager")
+    scheduler = cached(f"kube-scheduler-{k8s}/kube-scheduler")
+    kwok_bin = cached(f"kwok-{kwok}/kwok")
     kubectl = on_path("kubectl", cache / f"kubectl-{k8s}" / "kubectl")
     prometheus = on_path("prometheus")
     promtool = on_path("promtool")
@@ -140,7 +189,8 @@ def binaries() -> Binaries:
         missing.append(f"{crds}/*.yaml")
     if missing:
         raise DevEnvError("missing: " + ", ".join(missing) + f"\n{MISSING_HINT}")
-    return Binaries(apiserver, etcd_bin, kubectl, prometheus, promtool, crds, v)
+    return Binaries(apiserver, etcd_bin, kubectl, prometheus, promtool, crds, v,
+                    controller_manager, scheduler, kwok_bin)
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,17 +348,67 @@ def _yaml_files(paths: Iterable[Path | str]) -> list[Path]:
     return files
 
 
+def _token_line(token: str, user: str, groups: Sequence[str]) -> str:
+    """A line of the API server's token file: token,user,uid[,"group1,group2"]. No 4th column for
+    users without groups, or the API server would give them a group named ""."""
+    return f"{token},{user},{user}" + (f',"{",".join(groups)}"' if groups else "") + "\n"
+
+
+def _component_flags(kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    """What kube-controller-manager and kube-scheduler share: their identity, their own port on
+    loopback (only /healthz is asked of it, which needs no caller identity, so no delegated
+    authentication is configured), and no leader election (one of each runs)."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+        "--leader-elect=false",
+    ]
+
+
+def _fake_node(name: str, ip: str) -> dict[str, Any]:
+    """A Node for kwok: the annotation kwok selects, and the status a kubelet reports at
+    registration (capacity, address, system info); kwok then keeps it Ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {KWOK_NODE_ANNOTATION[0]: KWOK_NODE_ANNOTATION[1]},
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                       "type": "kwok"},
+        },
+        "status": {
+            "capacity": dict(NODE_CAPACITY),
+            "allocatable": dict(NODE_CAPACITY),
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux"},
+        },
+    }
+
+
+def _node_schedulable(node: Mapping[str, Any]) -> bool:
+    conditions = {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or []}
+    taints = {t.get("key") for t in (node.get("spec") or {}).get("taints") or []}
+    return conditions.get("Ready") == "True" and not taints & {
+        "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable", "node.kubernetes.io/unschedulable"}
+
+
 # --------------------------------------------------------------------------------------------
 # Control plane
 # --------------------------------------------------------------------------------------------
 
 
 class ControlPlane:
-    """etcd + kube-apiserver on loopback, with RBAC on and token users for identity tests.
+    """etcd + kube-apiserver on loopback, with RBAC on and token users for identity tests, and the
+    cluster around them: kube-controller-manager (Deployments, ReplicaSets, Jobs, EndpointSlices,
+    garbage collection, HPAs...), kube-scheduler, and kwok playing the kubelet of ``nodes`` fake
+    Nodes, so Deployments get pods that are scheduled, start and become ready (see KWOK_STAGES).
 
-    ``start()`` returns once /readyz answers, and writes ``kubeconfig`` with one context per
-    user (``admin`` current). Use as a context manager or call ``stop()``; anything left running
-    is stopped at interpreter exit anyway.
+    ``start()`` returns once /readyz answers and every Node is Ready, and writes ``kubeconfig``
+    with one context per user (``admin`` current). Use as a context manager or call ``stop()``;
+    anything left running is stopped at interpreter exit anyway.
     """
 
     def __init__(
@@ -319,10 +419,9 @@ class ControlPlane:
         bins: Binaries | None = None,
         startup_timeout: float = 90.0,
         extra_apiserver_args: Sequence[str] = (),
-        pods_start_after: float | None = 0.0,
+        nodes: int = 3,
     ) -> None:
-        """``pods_start_after``: seconds the stand-in Deployment controller (see standin.py) lets
-        pass before it reports a Deployment's pods available; None runs no stand-in."""
+        """``nodes``: fake Nodes of NODE_CAPACITY each (110 pods); size it for the pods you need."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="launchgate-cp-"))
         self.users = {u: tuple(g) for u, g in users.items()}
@@ -337,8 +436,8 @@ class ControlPlane:
         self.ca_file = self.workdir / "certs" / "apiserver.crt"
         self.etcd_url = ""
         self._children: list[_Child] = []
-        self.pods_start_after = pods_start_after
-        self.standin: DeploymentStandIn | None = None
+        self.nodes = nodes
+        self.component_tokens: dict[str, str] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -370,11 +469,10 @@ class ControlPlane:
 
             self.tokens = {user: secrets.token_hex(16) for user in self.users}
             token_file = self.workdir / "tokens.csv"
-            # token,user,uid[,"group1,group2"]: no 4th column for users without groups, or the
-            # API server would give them a group named "".
+            self.component_tokens = {c: secrets.token_hex(16) for c in COMPONENT_USERS}
             token_file.write_text("".join(
-                f"{self.tokens[u]},{u},{u}" + (f',"{",".join(g)}"' if g else "") + "\n"
-                for u, g in self.users.items()
+                [_token_line(self.tokens[u], u, g) for u, g in self.users.items()]
+                + [_token_line(self.component_tokens[c], u, g) for c, (u, g) in COMPONENT_USERS.items()]
             ))
             token_file.chmod(0o600)
             sa_key = self.workdir / "sa.key"
@@ -394,7 +492,8 @@ class ControlPlane:
                 f"--service-account-issuer={self.server}/",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
-                # Nothing creates default ServiceAccounts here (no controller-manager).
+                # Pods run no code here, so they need no ServiceAccount token; without this
+                # admission a pod needs no "default" ServiceAccount to exist in its namespace first.
                 "--disable-admission-plugins=ServiceAccount",
                 # The `kubernetes` Service endpoints would be 127.0.0.1, which is invalid; skip them.
                 "--endpoint-reconciler-type=none",
@@ -411,18 +510,15 @@ class ControlPlane:
             requests.get(f"{self.server}/readyz", headers=admin, verify=str(self.ca_file),
                          timeout=10).raise_for_status()
             self._write_kubeconfig()
-            if self.pods_start_after is not None:
-                self.standin = DeploymentStandIn(self.kubeconfig, delay=self.pods_start_after).start()
+            self._start_cluster(bins, sa_key)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Stop kube-apiserver then etcd (SIGTERM, then SIGKILL); remove a workdir we created."""
-        if self.standin is not None:
-            self.standin.stop()
-            self.standin = None
+        """Stop the components, kube-apiserver, then etcd (SIGTERM, then SIGKILL); remove a workdir
+        we created."""
         for child in reversed(self._children):
             _stop_child(child)
         self._children.clear()
@@ -438,6 +534,10 @@ class ControlPlane:
         self._own_workdir = False
         return out
 
+    def pids(self) -> dict[str, int]:
+        """The running components' process ids by name (etcd, kube-apiserver, kwok...)."""
+        return {c.name: c.popen.pid for c in self._children if c.popen.poll() is None}
+
     def __enter__(self) -> ControlPlane:
         return self.start()
 
@@ -446,7 +546,12 @@ class ControlPlane:
 
     # -- clients --------------------------------------------------------------------------------
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path | None = None, tokens: Mapping[str, str] | None = None,
+                          current: str = "admin") -> Path:
+        """A kubeconfig with one context per user of ``tokens`` (default: the people's, at
+        ``self.kubeconfig``)."""
+        path = path or self.kubeconfig
+        tokens = self.tokens if tokens is None else tokens
         cluster = "launchgate"
         # The cert-dir file holds the serving cert followed by the CA that signed it; trusting the
         # file verifies the server properly (no insecure-skip-tls-verify needed).
@@ -455,13 +560,90 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": cluster, "cluster": {"server": self.server, "certificate-authority-data": ca}}],
-            "users": [{"name": u, "user": {"token": t}} for u, t in self.tokens.items()],
-            "contexts": [{"name": u, "context": {"cluster": cluster, "user": u}} for u in self.tokens],
-            "current-context": "admin",
+            "users": [{"name": u, "user": {"token": t}} for u, t in tokens.items()],
+            "contexts": [{"name": u, "context": {"cluster": cluster, "user": u}} for u in tokens],
+            "current-context": current,
             "preferences": {},
         }
-        self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.kubeconfig.chmod(0o600)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+        return path
+
+    # -- the cluster around the API server -----------------------------------------------------
+
+    def _start_cluster(self, bins: Binaries, sa_key: Path) -> None:
+        """kube-controller-manager, kube-scheduler and kwok, then the fake Nodes; returns once the
+        controllers serve /healthz and every Node is Ready and schedulable, so a Deployment applied
+        next gets its pods."""
+        kc = {c: self._write_kubeconfig(self.workdir / f"{c}.kubeconfig", {c: t}, current=c)
+              for c, t in self.component_tokens.items()}
+        kcm_port, scheduler_port = _free_ports(2)
+        kcm = _spawn("kube-controller-manager", [
+            str(bins.kube_controller_manager),
+            *_component_flags(kc["kube-controller-manager"], kcm_port, self.workdir / "kcm-certs"),
+            # nodeipam hands Nodes pod CIDRs (kwok gives pods their IPs itself); the token controller
+            # writes ServiceAccount token Secrets, which nothing here reads.
+            "--controllers=*,-nodeipam,-serviceaccount-token",
+            # Each controller acts as its own ServiceAccount with its bootstrap role, as on a
+            # kubeadm cluster, so RBAC limits them as it would there (tokens by TokenRequest).
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={sa_key}",
+            f"--root-ca-file={self.ca_file}",
+            # client-go's default of 20 requests/s would hold back thousands of pods in a benchmark.
+            "--kube-api-qps=500", "--kube-api-burst=1000",
+        ], self.workdir)
+        self._children.append(kcm)
+        scheduler = _spawn("kube-scheduler", [
+            str(bins.kube_scheduler),
+            *_component_flags(kc["kube-scheduler"], scheduler_port, self.workdir / "scheduler-certs"),
+            "--kube-api-qps=500", "--kube-api-burst=1000",  # as for the controller-manager: one binding a pod
+        ], self.workdir)
+        self._children.append(scheduler)
+        kwok = _spawn("kwok", [
+            str(bins.kwok),
+            f"--kubeconfig={kc['kwok']}",
+            *[f"--config={f}" for f in _yaml_files([KWOK_STAGES])],
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=" + "=".join(KWOK_NODE_ANNOTATION),
+            # kwok renews each Node's Lease, the heartbeat the node lifecycle controller reads.
+            "--node-lease-duration-seconds=40",
+            f"--cidr={POD_CIDR}",
+            f"--node-ip={NODE_IP_BASE - 9}",
+        ], self.workdir)
+        self._children.append(kwok)
+        with warnings.catch_warnings():  # their self-signed serving certs: only liveness is asked
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+            for child, port in ((kcm, kcm_port), (scheduler, scheduler_port)):
+                _wait_http(child, f"https://127.0.0.1:{port}/healthz", timeout=self.startup_timeout, verify=False)
+        self.add_nodes(self.nodes)
+        self.wait_nodes_ready(kwok)
+
+    def add_nodes(self, count: int, start: int = 0) -> list[str]:
+        """Create ``count`` fake Nodes (``kwok-node-<i>``) for kwok to play the kubelet of."""
+        names = [f"kwok-node-{i}" for i in range(start, start + count)]
+        docs = [_fake_node(name, str(NODE_IP_BASE + i)) for i, name in enumerate(names, start)]
+        self.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
+        return names
+
+    def wait_nodes_ready(self, kwok: _Child | None = None, timeout: float | None = None) -> None:
+        """Until every Node is Ready and no longer tainted not-ready (only then does the scheduler
+        place pods on it: the node lifecycle controller removes the taint admission put on)."""
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
+        admin = {"Authorization": f"Bearer {self.tokens['admin']}"}
+        last = "no Nodes"
+        while True:
+            if kwok is not None and kwok.popen.poll() is not None:
+                raise DevEnvError(f"kwok exited with {kwok.popen.returncode}; log {kwok.log}:\n" + _log_tail(kwok.log))
+            nodes = requests.get(f"{self.server}/api/v1/nodes", headers=admin, verify=str(self.ca_file),
+                                 timeout=10).json().get("items") or []
+            waiting = [n["metadata"]["name"] for n in nodes if not _node_schedulable(n)]
+            if nodes and not waiting:
+                return
+            last = f"not ready: {', '.join(waiting)}" if waiting else last
+            if time.monotonic() > deadline:
+                logs = kwok.log if kwok is not None else self.workdir
+                raise DevEnvError(f"Nodes not ready after {timeout or self.startup_timeout:.0f}s ({last}); see {logs}")
+            time.sleep(0.2)
 
     def kubectl(
         self, *args: str, user: str | None = None, input: str | None = None, check: bool = True,
@@ -769,6 +951,8 @@ def cmd_up(run_dir: Path, timeout: float = 300.0) -> int:
         time.sleep(0.1)
     _note(f"up in {time.monotonic() - t0:.1f}s: kube-apiserver {state['server']}, Prometheus {state['prometheus_url']}")
     _note(f"contexts: {', '.join(state['users'])}; Prometheus targets: {state['prometheus_targets_dir']}")
+    _note(f"components: {', '.join(p['name'] for p in state['processes'])}; logs in {run_dir}/*/*.log")
+    _note("watch pods come and go with `kubectl get pods -A -w`")
     _note("stop with `make down` (python -m launchgate_dev.devenv down)")
     _print_exports(state)
     return 0
@@ -791,7 +975,8 @@ def cmd_serve(run_dir: Path) -> int:
     prom = PrometheusServer(run_dir / "prometheus")
     try:
         cp.start()
-        _note(f"kube-apiserver ready at {cp.server}")
+        _note(f"kube-apiserver ready at {cp.server}; kube-controller-manager, kube-scheduler and kwok running, "
+              f"{cp.nodes} Nodes Ready")
         prom.start()
         _note(f"Prometheus ready at {prom.url}")
         crds: list[str] = []
@@ -858,7 +1043,7 @@ def cmd_status(run_dir: Path) -> int:
     for p in _all_records(state):
         alive = _pid_alive(int(p["pid"]), str(p["exe"]))
         ok &= alive
-        _note(f"{p['name']:<15} pid {p['pid']:<8} {'running' if alive else 'DEAD'}")
+        _note(f"{p['name']:<24} pid {p['pid']:<8} {'running' if alive else 'DEAD'}")
     _print_exports(state)
     return 0 if ok else 1
 

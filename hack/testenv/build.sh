@@ -5,6 +5,10 @@
 #   ${LAUNCHGATE_CACHE:-$HOME/.cache/launchgate}/
 #     kube-apiserver-<v>/kube-apiserver   built from k8s.io/kubernetes (wrapper in hack/testenv/kube-apiserver)
 #     kubectl-<v>/kubectl                 built from the same module, so client and server match
+#     kube-controller-manager-<v>/...     the real Deployment, ReplicaSet, Job, EndpointSlice,
+#     kube-scheduler-<v>/...              garbage-collector and HPA controllers, and the scheduler,
+#                                         from the same module
+#     kwok-<v>/kwok                       built from sigs.k8s.io/kwok: plays the kubelet of fake Nodes
 #     etcd-<v>/etcd                       built from go.etcd.io/etcd/server/v3 (wrapper in hack/testenv/etcd)
 #     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
 #     helm-<v>/helm                       built from helm.sh/helm/v3 (packaging tests: helm lint/template)
@@ -116,17 +120,23 @@ fresh_src() { # fresh_src <wrapper-name> <dest>
   cp "$ROOT/hack/testenv/$1/go.mod" "$ROOT/hack/testenv/$1/main.go" "$2/"
 }
 
-# --- kube-apiserver (+ kubectl) ---------------------------------------------------------------
+# --- kube-apiserver, kubectl, kube-controller-manager, kube-scheduler ----------------------------
+# All four come from one wrapper module pinned to k8s.io/kubernetes, so they share one version,
+# one dependency graph and one Go build cache.
+KUBE_CMDS=(kube-apiserver kubectl kube-controller-manager kube-scheduler)
+
+kube_bin() { printf '%s/%s-%s/%s\n' "$CACHE" "$1" "$KUBERNETES_VERSION" "$1"; } # kube_bin <name>
+
 build_kubernetes() {
-  local v="$KUBERNETES_VERSION" dir="$CACHE/kube-apiserver-$KUBERNETES_VERSION"
-  local kdir="$CACHE/kubectl-$KUBERNETES_VERSION"
-  if [ -x "$dir/kube-apiserver" ] && [ -x "$kdir/kubectl" ]; then
-    log "kube-apiserver $v: cached"; return
-  fi
+  local v="$KUBERNETES_VERSION" name missing=()
+  for name in "${KUBE_CMDS[@]}"; do
+    [ -x "$(kube_bin "$name")" ] || missing+=("$name")
+  done
+  if [ "${#missing[@]}" = 0 ]; then log "kubernetes $v (${KUBE_CMDS[*]}): cached"; return; fi
   local staging_v="v0.${v#v1.}" # v1.32.4 -> v0.32.4: the staging modules' matching tag
   local minor="${v#v1.}"; minor="${minor%%.*}"
-  local src="$dir/src"
-  log "kube-apiserver $v: preparing module (staging modules at $staging_v)"
+  local src="$CACHE/kube-apiserver-$v/src"
+  log "kubernetes $v: preparing module (staging modules at $staging_v)"
   fresh_src kube-apiserver "$src"
   local gomod
   gomod="$(mod_field "k8s.io/kubernetes@$v" GoMod)"
@@ -138,6 +148,10 @@ build_kubernetes() {
     args+=(-replace="$m=$m@$staging_v")
   done < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod")
   [ "${#args[@]}" -gt 5 ] || die "found no staging replace lines in $gomod"
+  # A staging tag the proxy lacks would fail the build: those come from KUBERNETES_MODULE_OVERRIDES.
+  for m in ${KUBERNETES_MODULE_OVERRIDES:-}; do
+    args+=(-replace="${m%@*}=$m")
+  done
   # No `go mod tidy`: it also fetches the test dependencies of every imported package, which is
   # slow and fails whenever one of them is unavailable; -mod=mod resolves what the build needs.
   (cd "$src" && go mod edit "${args[@]}")
@@ -145,13 +159,18 @@ build_kubernetes() {
   for p in "${ver_pkgs[@]}"; do
     ldflags+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  log "kube-apiserver $v: building (many minutes on a small machine)"
-  mkdir -p "$kdir"
-  (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$dir/kube-apiserver.tmp" .)
-  mv "$dir/kube-apiserver.tmp" "$dir/kube-apiserver"
-  log "kubectl $v: building"
-  (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$kdir/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
-  mv "$kdir/kubectl.tmp" "$kdir/kubectl"
+  local out pkg t0
+  for name in "${missing[@]}"; do
+    out="$(kube_bin "$name")"
+    # kube-apiserver is the wrapper's own main package; the others are k8s.io/kubernetes commands.
+    if [ "$name" = kube-apiserver ]; then pkg=.; else pkg="k8s.io/kubernetes/cmd/$name"; fi
+    log "$name $v: building (minutes on a small machine; the first one the longest)"
+    t0=$SECONDS
+    mkdir -p "$(dirname "$out")"
+    (cd "$src" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="$ldflags" -o "$out.tmp" "$pkg")
+    mv "$out.tmp" "$out"
+    log "$name $v: built in $((SECONDS - t0))s"
+  done
 }
 
 # --- etcd -------------------------------------------------------------------------------------
@@ -253,6 +272,21 @@ build_helm() {
   rm -rf "$dir"; mv "$dir.tmp" "$dir"
 }
 
+# --- kwok -------------------------------------------------------------------------------------
+# Plays the kubelet for the Nodes it manages: reports them Ready and moves their pods through the
+# stages in hack/testenv/kwok/ (scheduled, running, ready, finished). The stages are the project's
+# own, so devenv reads them from the repo; only the binary is cached.
+build_kwok() {
+  local v="${KWOK_VERSION:?missing in hack/versions.env}" dir="$CACHE/kwok-$KWOK_VERSION"
+  if [ -x "$dir/kwok" ]; then log "kwok $v: cached"; return; fi
+  log "kwok $v: building (a few minutes on a small machine)"
+  local t0=$SECONDS
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  (cd "$CACHE" && GOFLAGS= CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath -ldflags="-s -w" "sigs.k8s.io/kwok/cmd/kwok@$v")
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  log "kwok $v: built in $((SECONDS - t0))s"
+}
+
 ensure_go
 log "cache: $CACHE ($(go env GOVERSION))"
 build_etcd
@@ -260,11 +294,15 @@ fetch_gateway_api
 install_prometheus
 install_lua
 build_kubernetes
+build_kwok
 build_helm
 
 cat <<EOF
 kube-apiserver: $CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
 kubectl:        $CACHE/kubectl-$KUBERNETES_VERSION/kubectl
+kube-controller-manager: $CACHE/kube-controller-manager-$KUBERNETES_VERSION/kube-controller-manager
+kube-scheduler: $CACHE/kube-scheduler-$KUBERNETES_VERSION/kube-scheduler
+kwok:           $CACHE/kwok-$KWOK_VERSION/kwok
 etcd:           $CACHE/etcd-$ETCD_VERSION/etcd
 gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
 prometheus:     $(command -v prometheus)

@@ -1,4 +1,5 @@
-"""Fixtures that give integration tests the real thing: etcd + kube-apiserver + Prometheus.
+"""Fixtures that give integration tests the real thing: etcd + kube-apiserver, the controllers
+(kube-controller-manager, kube-scheduler, kwok's fake Nodes) + Prometheus.
 
 The processes come from launchgate_dev.devenv (binaries built by `make testenv`). They are started
 once per session because kube-apiserver takes seconds to become ready; tests isolate themselves

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from kubectl_util import kubectl, kubectl_json
-from launchgate_dev.standin import NEVER_READY
+from launchgate_dev.devenv import UNREADY
 from launchgate_dev.synthetic import SyntheticAgent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,16 +288,34 @@ class World:
                        "jsonpath={.spec.replicas}", check=False)
         return int(proc.stdout) if proc.returncode == 0 and proc.stdout else None
 
-    def pods_come_up(self, deployment: str) -> int:
-        """Acts as the Deployment controller (none runs here, and the stand-in skips never-ready
-        templates): reports every replica of the Deployment's current spec available. Returns them."""
-        dep = self.get("deployment", deployment)
-        n = int(dep["spec"].get("replicas") or 0)
-        status = {"observedGeneration": dep["metadata"]["generation"], "replicas": n, "updatedReplicas": n,
-                  "readyReplicas": n, "availableReplicas": n}
-        kubectl(self.kubeconfig, "patch", "deployment", deployment, "-n", self.ns, "--subresource=status",
-                "--type=merge", "-p", json.dumps({"status": status}))
-        return n
+    def pods_come_up(self, deployment: str, timeout: float = 60.0) -> int:
+        """The readiness probes of the Deployment's pods start passing: the test takes the
+        UNREADY annotation off each of its pods (kwok's pod-ready stage then marks them ready,
+        see hack/testenv/kwok/pod-stages.yaml), pods created meanwhile included, until the real
+        Deployment controller reports the Deployment rolled out. Only while its spec stays the
+        same: a Deployment the operator scales or changes meanwhile keeps its new pods unready.
+        Returns the replicas it rolled out with."""
+        dep = wait_for(f"Deployment {deployment}", lambda: self._deployment(deployment), timeout=15)
+        generation, selector = dep["metadata"]["generation"], dep["spec"]["selector"]["matchLabels"]
+        labels = ",".join(f"{k}={v}" for k, v in selector.items())
+
+        def rolled_out() -> dict[str, Any] | None:
+            pods = kubectl_json(self.kubeconfig, "get", "pods", "-n", self.ns, "-l", labels)["items"]
+            held = [p["metadata"]["name"] for p in pods if UNREADY in (p["metadata"].get("annotations") or {})
+                    and not p["metadata"].get("deletionTimestamp")]
+            if held:
+                kubectl(self.kubeconfig, "annotate", "pods", "-n", self.ns, *held, f"{UNREADY}-", check=False)
+            now = self._deployment(deployment) or {}
+            if now.get("metadata", {}).get("generation") != generation:
+                return now
+            return now if _rolled_out(now) else None
+
+        done = wait_for(f"the pods of {deployment} to come up", rolled_out, timeout=timeout, every=0.2)
+        return int(done["spec"].get("replicas") or 0)
+
+    def _deployment(self, name: str) -> dict[str, Any] | None:
+        proc = kubectl(self.kubeconfig, "get", "deployment", name, "-n", self.ns, "-o", "json", check=False)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
 
     def records(self, rollout: str) -> list[dict[str, Any]]:
         items = kubectl_json(self.kubeconfig, "get", "decisionrecords", "-n", self.ns, "-l",
@@ -327,13 +345,23 @@ class World:
         kubectl(self.kubeconfig, "delete", "namespace", self.ns, "--wait=false", check=False)
 
 
+def _rolled_out(dep: dict[str, Any]) -> bool:
+    """What `kubectl rollout status` waits for, from what the Deployment controller wrote."""
+    meta, st = dep["metadata"], dep.get("status") or {}
+    want = int(dep["spec"].get("replicas") or 0)
+    return ((st.get("observedGeneration") or 0) >= meta["generation"] and (st.get("updatedReplicas") or 0) >= want
+            and (st.get("replicas") or 0) <= (st.get("updatedReplicas") or 0)
+            and (st.get("availableReplicas") or 0) >= want)
+
+
 def rollout_obj(name: str, image: str, phases: list[dict[str, Any]], router: dict[str, Any] | None = None,
-                replicas: int = 4, pods_never_ready: bool = False, **spec: Any) -> dict[str, Any]:
-    """`pods_never_ready`: the control plane's stand-in Deployment controller leaves this
-    rollout's Deployments without available pods; the test then plays that controller itself."""
+                replicas: int = 4, pod_annotations: dict[str, str] | None = None,
+                pod_spec: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    """`pod_annotations` on the pod template tell kwok how its pods behave (devenv.UNREADY,
+    READY_AFTER...); `pod_spec` adds to the pod spec (a nodeSelector no Node satisfies...)."""
     meta: dict[str, Any] = {"labels": {"app": name}}
-    if pods_never_ready:
-        meta["annotations"] = {NEVER_READY: "true"}
+    if pod_annotations:
+        meta["annotations"] = dict(pod_annotations)
     return {
         "apiVersion": GROUP,
         "kind": "AgentRollout",
@@ -343,7 +371,8 @@ def rollout_obj(name: str, image: str, phases: list[dict[str, Any]], router: dic
             "interval": "1s",
             "template": {"metadata": meta,
                          "spec": {"containers": [{"name": "agent", "image": image,
-                                                  "ports": [{"name": "http", "containerPort": 8080}]}]}},
+                                                  "ports": [{"name": "http", "containerPort": 8080}]}],
+                                  **(pod_spec or {})}},
             "trafficRouting": router or {"gatewayAPI": {"httpRoute": name}},
             "phases": phases,
             **spec,

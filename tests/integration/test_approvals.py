@@ -15,6 +15,7 @@ import yaml
 
 from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj, wait_for
 from kubectl_util import kubectl
+from launchgate_dev.devenv import UNREADY
 from test_rollout_e2e import given_a_stable_rollout, when_a_new_revision_is_applied
 
 APPROVAL_PHASES = [
@@ -298,10 +299,11 @@ def test_the_operator_identity_can_write_status_but_never_a_spec(world: World) -
 
 
 def test_an_abort_while_finalizing_is_refused_in_status_and_the_rollout_completes(world: World) -> None:
-    """The test plays the Deployment controller (`pods_come_up`), to hold the rollout in Finalizing."""
+    """The test says when pods are ready (devenv.UNREADY on the template keeps kwok from marking
+    them ready until `pods_come_up`), to hold the rollout in Finalizing."""
     w = world
     w.start_operator()
-    given_a_stable_rollout(w, "late", pods_never_ready=True, availabilityDeadline="1h",
+    given_a_stable_rollout(w, "late", pod_annotations={UNREADY: "true"}, availabilityDeadline="1h",
                            phases=[{"name": "ReplayGate", "weight": 0, "gates": ["canary1"]},
                                    {"name": "General", "weight": 100, "gates": ["canary1"]}])
     rev2 = when_a_new_revision_is_applied(w, "late")

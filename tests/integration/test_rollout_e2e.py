@@ -1,8 +1,12 @@
-"""AgentRollout end to end: real kube-apiserver, real Prometheus, real agent processes, real operator.
+"""AgentRollout end to end: real kube-apiserver, controllers and scheduler, real Prometheus, real
+agent processes, real operator.
 
-No kubelet runs here, so Deployments make no pods; the agents stand in for the pods, exporting
-metrics under the revision label the operator assigned. Where a Job must finish, the test acts as
-the job controller by patching the Job's status, and says so.
+kwok plays the kubelet: pods are scheduled onto fake Nodes and become ready, but run no container,
+so the agents stand in for the pods, exporting metrics under the revision label the operator
+assigned. Pods that come up late or not at all, or turn unready, are made so by real mechanisms,
+each test saying which: a kwok stage selected by a pod annotation (devenv.READY_AFTER,
+devenv.UNREADY), or a nodeSelector no Node satisfies. Where a Job must finish, the test has the Job's pod exit
+as a kwok stage plays it, and the real Job controller says Complete or Failed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pytest
 
 from harness import CANARY1_BLOCKERS, ERROR_RATE, TcpProxy, WebhookReceiver, World, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
-from launchgate_dev.devenv import PrometheusServer
+from launchgate_dev.devenv import EXIT_CODE, RUN_FOR, UNREADY, PrometheusServer
 
 _ids = itertools.count()
 
@@ -147,10 +151,12 @@ def test_good_canary_walks_every_phase_to_100_percent(world: World) -> None:
 
 
 def test_traffic_moves_only_to_available_pods_and_back_only_to_a_rolled_out_stable(world: World) -> None:
-    """Here the test plays the Deployment controller: it says when pods are up (`pods_come_up`)."""
+    """Here the test says when pods are up: the template's devenv.UNREADY annotation keeps kwok
+    from marking them ready until `pods_come_up` takes it off them; the real Deployment controller
+    counts them available."""
     w = world
     w.start_operator()
-    given_a_stable_rollout(w, "slow", pods_never_ready=True, availabilityDeadline="1h")
+    given_a_stable_rollout(w, "slow", pod_annotations={UNREADY: "true"}, availabilityDeadline="1h")
     rev2 = when_a_new_revision_is_applied(w, "slow")
     w.agent(rev2, success_rate=0.995, p95_ms=1050)
 
@@ -188,18 +194,32 @@ def test_traffic_moves_only_to_available_pods_and_back_only_to_a_rolled_out_stab
 
 
 def test_a_canary_whose_pods_never_come_up_is_rolled_back_at_its_deadline(world: World) -> None:
+    """The new revision asks for a node pool no Node is in (a nodeSelector): the real scheduler
+    leaves its pod Pending, so the Deployment controller never counts it available."""
     w = world
     w.start_operator()
-    given_a_stable_rollout(w, "stuck-pods", pods_never_ready=True, availabilityDeadline="4s")
+    given_a_stable_rollout(w, "stuck-pods", availabilityDeadline="8s")
     recorder = WeightRecorder(w, "stuck-pods")
     recorder.start()
-    when_a_new_revision_is_applied(w, "stuck-pods")
+    kubectl(w.kubeconfig, "patch", "agentrollout", "stuck-pods", "-n", w.ns, "--type=json", "-p", json.dumps([
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "agent:2"},
+        {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {"pool": "gpu-a100"}}]))
+
+    def unschedulable() -> list[dict[str, Any]]:
+        pods = kubectl_json(w.kubeconfig, "get", "pods", "-n", w.ns, "-l",
+                            "launchgate.dev/rollout=stuck-pods,launchgate.dev/role=canary")["items"]
+        return [p for p in pods if any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                                       for c in p["status"].get("conditions") or [])]
+
+    assert wait_for("the canary's pod left Pending by the scheduler", unschedulable, timeout=8)[0]["status"][
+        "phase"] == "Pending"
     st = w.wait_status("stuck-pods", "the rollback", lambda s: s.get("state") == "Degraded", timeout=60)
     recorder.stop_flag.set()
     recorder.join()
-    assert "spec.availabilityDeadline 4s" in st["lastDecision"]["reason"], st
+    assert "spec.availabilityDeadline 8s" in st["lastDecision"]["reason"], st
     assert "0/1 available" in st["lastDecision"]["reason"], st
-    wait_for("the canary scaled down", lambda: w.replicas("stuck-pods-canary") == 0, timeout=15)
+    wait_for("the canary scaled down and its Pending pod deleted", lambda: w.replicas("stuck-pods-canary") == 0
+             and not unschedulable(), timeout=15)
     # Not one request was sent to the pods that never came up.
     assert {c for _, c in recorder.seen} <= {0, None}, recorder.seen
     assert promotions(w, "stuck-pods") == [("ReplayGate", "rollback")]
@@ -535,36 +555,24 @@ def test_abort_while_the_router_fails_keeps_retrying_and_then_finishes(world: Wo
              lambda: w.route_weights("stuck") == (100, 0) and w.replicas("stuck-canary") == 0, timeout=15)
 
 
-REPLAY_PHASES = [
-    {"name": "ReplayGate", "weight": 0, "gates": ["canary1"],
-     "replay": {"template": {"spec": {"containers": [{"name": "replay", "image": "agent-replay:1",
-                                                       "args": ["--scenarios=30"]}]}}}},
-    {"name": "Canary1", "weight": 5, "gates": ["canary1"], "minDuration": "1h"},
-]
-
-
-def finish_job(w: World, name: str, condition: str) -> None:
-    """No job controller runs here: the test plays it, marking the Job Complete or Failed."""
-    now = "2026-01-01T00:00:00Z"
-    status: dict[str, Any] = {"startTime": now, "conditions": [
-        {"type": condition, "status": "True", "lastProbeTime": now, "lastTransitionTime": now}]}
-    if condition == "Complete":
-        status.update(succeeded=1, completionTime=now, conditions=[
-            {"type": "SuccessCriteriaMet", "status": "True", "lastProbeTime": now, "lastTransitionTime": now},
-            *status["conditions"]])
-    else:
-        status.update(failed=1, conditions=[
-            {"type": "FailureTarget", "status": "True", "lastProbeTime": now, "lastTransitionTime": now},
-            *status["conditions"]])
-    kubectl(w.kubeconfig, "patch", "job", name, "-n", w.ns, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": status}))
+def replay_phases(exit_code: int) -> list[dict[str, Any]]:
+    """The replay suite's pod exits with `exit_code` 3 s after it is ready (kwok's job-pod stages,
+    told by devenv.EXIT_CODE and RUN_FOR on its template)."""
+    template = {"metadata": {"annotations": {EXIT_CODE: str(exit_code), RUN_FOR: "3s"}},
+                "spec": {"containers": [{"name": "replay", "image": "agent-replay:1", "args": ["--scenarios=30"]}]}}
+    return [
+        {"name": "ReplayGate", "weight": 0, "gates": ["canary1"], "replay": {"template": template}},
+        {"name": "Canary1", "weight": 5, "gates": ["canary1"], "minDuration": "1h"},
+    ]
 
 
 @pytest.mark.parametrize("outcome", ["Complete", "Failed"])
 def test_replay_gate_runs_the_replay_job_against_the_canary(world: World, outcome: str) -> None:
+    """The real Job controller runs the Job: its pod is scheduled, runs and exits with the code
+    the template asks kwok for, and the Job is marked Complete or Failed (backoffLimit 0)."""
     w = world
     w.start_operator()
-    given_a_stable_rollout(w, "replay", phases=REPLAY_PHASES)
+    given_a_stable_rollout(w, "replay", phases=replay_phases(0 if outcome == "Complete" else 1))
     rev2 = when_a_new_revision_is_applied(w, "replay")
     w.agent(rev2, success_rate=0.995, p95_ms=1000)
     job_name = f"replay-replay-{rev2}"
@@ -575,7 +583,10 @@ def test_replay_gate_runs_the_replay_job_against_the_canary(world: World, outcom
     # 0% live traffic while the suite runs, however good the gates look.
     st = w.wait_status("replay", "holding for the replay", lambda s: "replay suite running" in (s.get("message") or ""))
     assert st["phase"] == "ReplayGate" and w.route_weights("replay") == (100, 0)
-    finish_job(w, job_name, outcome)
+    job = wait_for(f"the Job {outcome}", lambda: (j := w.get("job", job_name)) and any(
+        c["type"] == outcome and c["status"] == "True" for c in j["status"].get("conditions") or []) and j,
+        timeout=60)
+    assert job["status"].get("succeeded" if outcome == "Complete" else "failed") == 1, job["status"]
     if outcome == "Complete":
         st = w.wait_status("replay", "Canary1", lambda s: s.get("phase") == "Canary1")
         assert st["canaryWeight"] == 5

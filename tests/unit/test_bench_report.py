@@ -112,6 +112,31 @@ def test_request_delta_is_the_operators_traffic_by_verb_and_resource() -> None:
     assert split_requests(delta) == (5, 30, 1)
 
 
+def test_request_delta_leaves_out_what_only_the_clusters_components_ask_for() -> None:
+    """kwok's Node and pod status, the scheduler's bindings, the controllers' ReplicaSets and
+    status writes: none is the operator's. The operator's own Deployment writes stay."""
+    lines = [f'apiserver_request_total{{code="200",resource="{r}",subresource="{sub}",verb="{verb}"}} V'
+             for r, sub, verb in (("nodes", "status", "PATCH"), ("pods", "status", "PATCH"), ("pods", "binding", "POST"),
+                                  ("replicasets", "status", "PUT"), ("deployments", "status", "PUT"),
+                                  ("endpointslices", "", "PUT"), ("serviceaccounts", "token", "POST"),
+                                  ("jobs", "status", "PUT"), ("deployments", "", "PATCH"))]
+    before = parse_counters("\n".join(line.replace("V", "1") for line in lines) + "\n", ["apiserver_request_total"])
+    after = parse_counters("\n".join(line.replace("V", "5") for line in lines) + "\n", ["apiserver_request_total"])
+    assert request_delta(before, after) == {("PATCH", "deployments"): 4}
+
+
+def test_the_report_shows_the_controllers_cpu_and_memory_beside_the_operators() -> None:
+    results = [{"n": 10, "setup": {"nodes": 3}, "active": {
+        "rollouts_evaluated": 10, "cpu_pct": 0.4, "rss_mib_max": 105.0,
+        "components": {"kube-controller-manager": {"cpu_pct": 1.16, "rss_mib_max": 114.0},
+                       "kwok": {"cpu_pct": 0.0964, "rss_mib_max": 58.1}}}}]
+    md = render_markdown(META, results, projection(results))
+    assert "| operator CPU (% of one core) | 0.4% |" in md
+    assert "| kube-controller-manager CPU (% of one core) / RSS max | 1.16% / 114 MiB |" in md
+    assert "| kwok CPU (% of one core) / RSS max | 0.0964% / 58.1 MiB |" in md
+    assert "run on 3 fake Nodes (kwok) of 110 pods each" in md
+
+
 def test_counter_sum_matches_labels() -> None:
     text = ('prometheus_http_requests_total{code="200",handler="/api/v1/query"} 12\n'
             'prometheus_http_requests_total{code="400",handler="/api/v1/query"} 3\n'
@@ -212,7 +237,7 @@ def test_bucket_quantile_is_prometheus_histogram_quantile_over_the_increase(befo
 
 
 def test_the_poller_waits_for_a_poll_that_saw_the_end_of_a_measurement() -> None:
-    """A real HTTP server standing in for the operator's /metrics: an evaluation that ends just
+    """A real HTTP server in place of the operator's /metrics: an evaluation that ends just
     before the measurement does is counted once the poller has caught up."""
     import threading
     import time

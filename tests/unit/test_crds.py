@@ -54,3 +54,21 @@ def test_kopf_bookkeeping_survives_pruning() -> None:
             continue
         status = crdgen.crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
         assert status["properties"]["kopf"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_only_an_agentrollout_can_be_scaled_and_its_scale_paths_exist() -> None:
+    """An HPA scales the AgentRollout's spec.replicas through /scale (the operator sizes the
+    Deployments from it); every path the subresource names must be in the schema, or the API
+    server refuses the CRD."""
+    scaled = {i.kind: crdgen.crd(i)["spec"]["versions"][0] for i in crdgen.CRDS
+              if "scale" in crdgen.crd(i)["spec"]["versions"][0].get("subresources", {})}
+    assert set(scaled) == {"AgentRollout"}
+    version = scaled["AgentRollout"]
+    props = version["schema"]["openAPIV3Schema"]["properties"]
+    scale = version["subresources"]["scale"]
+    for key in ("specReplicasPath", "statusReplicasPath", "labelSelectorPath"):
+        top, field = scale[key].lstrip(".").split(".")
+        assert field in props[top]["properties"], scale[key]
+    assert props["spec"]["properties"]["replicas"]["type"] == "integer"
+    assert props["status"]["properties"]["replicas"]["type"] == "integer"
+    assert props["status"]["properties"]["selector"]["type"] == "string"

@@ -135,11 +135,57 @@ def _dep(gen: int | None, observed: int | None, replicas: int, updated: int, ava
     (_dep(2, 2, 3, 2, 3), False),          # one pod still of the old template
     (_dep(2, 2, 3, 3, 3, total=4), False),  # an old pod is still there
     (_dep(3, 3, 0, 0, 0), True),            # scaled to zero is done when no pod is left
+    (_dep(3, 3, 0, 2, 2), False),           # the spec is observed, its two pods not yet deleted
+    (_dep(3, 3, 2, 4, 4), False),           # the same, scaled from 4 to 2
     ({"metadata": {"generation": 1, "annotations": {"launchgate.dev/revision": "abc"}}, "spec": {"replicas": 1}},
      False),  # no status at all yet
-], ids=["done", "unobserved", "unavailable", "not-updated", "old-pod-left", "zero", "no-status"])
+], ids=["done", "unobserved", "unavailable", "not-updated", "old-pod-left", "zero", "zero-pods-left",
+        "scaled-down-pods-left", "no-status"])
 def test_a_deployment_is_rolled_out_when_kubectl_rollout_status_would_say_so(body: dict, rolled_out: bool) -> None:
     state = DeploymentState.of(body)
     assert state.rolled_out is rolled_out
     # Status is what the controller reports; the operator patches only for the fields it drives.
     assert state == DeploymentState(body["spec"]["replicas"], "abc")
+
+
+# Statuses as kube-controller-manager v1.32 wrote them on the local cluster (timestamps left out):
+# a ResourceQuota refusing the pod, and a pod never ready past progressDeadlineSeconds.
+QUOTA_REFUSED = {
+    "metadata": {"generation": 1, "annotations": {"launchgate.dev/revision": "abc"}},
+    "spec": {"replicas": 1},
+    "status": {"observedGeneration": 1, "unavailableReplicas": 1, "conditions": [
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetCreated",
+         "message": 'Created new replica set "refused-7846bd767d"'},
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+         "message": "Deployment does not have minimum availability."},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": 'pods "refused-7846bd767d-bztlr" is forbidden: exceeded quota: q, requested: pods=1, '
+                    "used: pods=1, limited: pods=1"}]},
+}
+DEADLINE_PASSED = {
+    "metadata": {"generation": 1, "annotations": {"launchgate.dev/revision": "abc"}},
+    "spec": {"replicas": 1},
+    "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
+               "conditions": [
+                   {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                    "message": "Deployment does not have minimum availability."},
+                   {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                    "message": 'ReplicaSet "late-7dd56c4ccf" has timed out progressing.'}]},
+}
+
+
+def test_why_the_controller_cannot_bring_pods_up_is_in_the_description() -> None:
+    refused = DeploymentState.of(QUOTA_REFUSED)
+    assert not refused.rolled_out
+    assert refused.describe() == ('0/1 available, 0 updated; FailedCreate: pods "refused-7846bd767d-bztlr" is '
+                                  "forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1")
+    late = DeploymentState.of(DEADLINE_PASSED)
+    assert late.describe() == ('0/1 available, 1 updated; ProgressDeadlineExceeded: ReplicaSet "late-7dd56c4ccf" '
+                               "has timed out progressing.")
+    # A healthy Deployment's conditions add nothing, and neither does a stale failure once rolled out.
+    assert DeploymentState.of(_dep(2, 2, 3, 3, 3)).describe() == "3/3 available, 3 updated"
+    recovered = {**QUOTA_REFUSED, "status": {**QUOTA_REFUSED["status"], "replicas": 1, "updatedReplicas": 1,
+                                             "availableReplicas": 1}}
+    assert DeploymentState.of(recovered).describe() == "1/1 available, 1 updated"
+    # The problem is reported, never compared: pods coming or going are no reason to patch.
+    assert refused == DeploymentState(1, "abc")

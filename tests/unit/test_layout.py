@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DEV_MODULES = {"devenv", "demo", "bench", "synthetic", "standin"}
+DEV_MODULES = {"devenv", "demo", "bench", "synthetic"}
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

@@ -268,26 +268,48 @@ class DeploymentState:
     updated: int = field(default=0, compare=False)
     available: int = field(default=0, compare=False)
     total: int = field(default=0, compare=False)
-    """Pods of any revision (old ones still terminating count)."""
+    """Pods of any revision (status.replicas: the controller stops counting a pod once its
+    deletion starts)."""
+    problem: str | None = field(default=None, compare=False)
+    """Why the controller cannot bring the pods up, when it says so in a condition: a pod it may
+    not create (ReplicaFailure: a quota, an admission policy) or its progress deadline passed."""
 
     @staticmethod
     def of(body: dict[str, Any]) -> DeploymentState:
         meta, spec, st = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
         return DeploymentState(spec.get("replicas"), (meta.get("annotations") or {}).get(REVISION_ANNOTATION),
                                meta.get("generation"), st.get("observedGeneration"), st.get("updatedReplicas") or 0,
-                               st.get("availableReplicas") or 0, st.get("replicas") or 0)
+                               st.get("availableReplicas") or 0, st.get("replicas") or 0,
+                               _deployment_problem(st.get("conditions") or []))
 
     @property
     def rolled_out(self) -> bool:
-        """What `kubectl rollout status` waits for: the controller saw this spec, every pod runs
-        it and is available, and no pod of an older revision is left."""
+        """What `kubectl rollout status` waits for, and no more pods than asked for: the
+        controller saw this spec, every pod runs it and is available, and no pod of an older
+        revision, or of a larger scale, is left. The last part is more than kubectl asks: after a
+        scale-down the controller reports the spec observed, and the surplus pods as updated and
+        available, until the ReplicaSet has started deleting them."""
         want = self.replicas or 0
         return (self.generation is not None and self.observed_generation is not None
                 and self.observed_generation >= self.generation
-                and self.updated >= want and self.available >= want and self.total <= self.updated)
+                and self.updated >= want and self.available >= want and self.total <= want)
 
     def describe(self) -> str:
-        return f"{self.available}/{self.replicas or 0} available, {self.updated} updated"
+        detail = f"{self.available}/{self.replicas or 0} available, {self.updated} updated"
+        if self.problem and not self.rolled_out:
+            detail += f"; {self.problem}"
+        return detail
+
+
+def _deployment_problem(conditions: list[dict[str, Any]]) -> str | None:
+    """The Deployment controller's own account of why it is stuck, from its conditions."""
+    for cond in conditions:
+        failing = (cond.get("type") == "ReplicaFailure" and cond.get("status") == "True") or (
+            cond.get("type") == "Progressing" and cond.get("status") == "False"
+            and cond.get("reason") == "ProgressDeadlineExceeded")
+        if failing:
+            return f"{cond.get('reason') or cond.get('type')}: {cond.get('message') or ''}"[:500].rstrip(": ")
+    return None
 
 
 REVISION_ANNOTATION = "launchgate.dev/revision"

@@ -39,6 +39,8 @@ class CRDInfo:
     status: type[BaseModel] | None
     columns: list[dict[str, Any]] = field(default_factory=list)
     spec_required: bool = True
+    scale: dict[str, str] | None = None
+    """The scale subresource's paths, for a kind an autoscaler may scale."""
 
 
 def _age() -> dict[str, Any]:
@@ -76,6 +78,9 @@ CRDS: list[CRDInfo] = [
             {"name": "State", "type": "string", "jsonPath": ".status.state", "priority": 1},
             _age(),
         ],
+        # spec.replicas is the user's (or an HPA's): the operator sizes the Deployments from it.
+        scale={"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+               "labelSelectorPath": ".status.selector"},
     ),
     CRDInfo(
         kind="DecisionRecord",
@@ -230,6 +235,8 @@ def crd(info: CRDInfo) -> dict[str, Any]:
     }
     if info.status is not None:
         version["subresources"] = {"status": {}}
+        if info.scale is not None:
+            version["subresources"]["scale"] = dict(info.scale)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

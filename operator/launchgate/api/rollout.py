@@ -207,7 +207,10 @@ class AgentRolloutSpec(_Spec):
         }
     )
 
-    replicas: int = Field(default=1, ge=0, le=10000)
+    replicas: int = Field(
+        default=1, ge=0, le=10000,
+        description="Pods of the agent, stable and canary together; the operator sizes both Deployments from it. "
+                    "An autoscaler scales the AgentRollout (its scale subresource), never its Deployments.")
     template: dict[str, Any] | None = Field(
         default=None,
         description="Pod template of the agent (image, model, prompt version).",
@@ -327,6 +330,13 @@ class AgentRolloutStatus(_Status):
     history: list[DecisionSummary] = Field(default_factory=list, max_length=200)
     message: str | None = Field(default=None, max_length=4096)
     observed_generation: int | None = None
+    replicas: int | None = Field(
+        default=None, description="The spec.replicas the operator sizes the Deployments for (the scale subresource's "
+                                  "status.replicas).")
+    selector: str | None = Field(
+        default=None, max_length=320,
+        description="Label selector of the rollout's pods, stable and canary (the scale subresource's selector: an "
+                    "HPA averages its metrics over these pods).")
     conditions: list[Condition] = _CONDITIONS
     kopf: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
 

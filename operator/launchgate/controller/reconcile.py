@@ -205,6 +205,8 @@ class Reconciler:
         if router_error is not None and not errors.refusal_allows(out.status.state):
             return self._router_failed(obj, status, router_error, interval)
         out.status.observed_generation = obj["metadata"].get("generation")
+        # What the scale subresource reports, for an autoscaler aimed at the rollout.
+        out.status.replicas, out.status.selector = spec.replicas, f"{ROLLOUT}={name}"
         self._record_votes(obj, status, out, obs)
         if action is not None:
             self._handled(obj, out, action)
