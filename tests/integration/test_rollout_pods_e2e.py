@@ -163,8 +163,9 @@ def test_a_canary_pod_that_turns_unready_holds_its_traffic_then_is_rolled_back_a
 
 def test_deleting_a_rollout_garbage_collects_everything_it_owned(world: World) -> None:
     """The operator puts no finalizer on a rollout; its owner references are what clean up: the
-    real garbage collector deletes the Deployments, Services, replay Job, ConfigMaps and timeline
-    the rollout owned, and through them the ReplicaSets, pods and EndpointSlices."""
+    real garbage collector deletes the Deployments, Services, replay Job and ConfigMaps the rollout
+    owned, and through them the ReplicaSets, pods and EndpointSlices. The timeline is not owned:
+    its DecisionRecords outlive the rollout (an audit trail a GitOps prune must not take)."""
     w = world
     w.start_operator()
     replay = {"template": {"metadata": {"annotations": {RUN_FOR: "1h"}},  # the suite is still running
@@ -202,13 +203,14 @@ def test_deleting_a_rollout_garbage_collects_everything_it_owned(world: World) -
 
     def gone() -> bool:
         left.clear()
-        left.update(inventory())
+        left.update({kind: n for kind, n in inventory().items() if kind != "DecisionRecord"})
         return not left
 
     try:
         wait_for("everything the rollout owned gone", gone, timeout=90)
     except AssertionError as e:
         raise AssertionError(f"{e}; still there: {left}") from None
+    assert inventory().get("DecisionRecord", 0) >= before["DecisionRecord"]
 
 
 def hpa(name: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:
