@@ -485,7 +485,9 @@ class ControlPlane:
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={api_port}",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                # Room for every Service a whole test session creates: a /24 holds 254, fewer
+                # than the suite makes before the namespace controller has deleted old ones.
+                "--service-cluster-ip-range=10.0.0.0/16",
                 "--allow-privileged=true",
                 "--authorization-mode=RBAC",
                 f"--token-auth-file={token_file}",

@@ -57,8 +57,8 @@ GROUP, VERSION = "launchgate.dev", "v1alpha1"
 N_GATES = 800
 N_ROLLOUTS = 400
 BATCH = 100
-"""Rollouts created, judged and deleted at a time: each has two Services, and the local control
-plane's Service IP range (a /24, for the whole session) would not hold them all."""
+"""Rollouts created, judged and deleted at a time: each has two Services, and deleting them as
+they are judged keeps the whole session's Services within the local control plane's range."""
 LIST_MOST = 3
 CREATORS = 4
 """Threads creating the fuzzed objects: a burst, yet no more than the API server's share of two cores."""
