@@ -95,9 +95,11 @@ def test_an_owned_configmap_is_read_once_per_version(kubeconfig: Path, namespace
 
 
 def _svc(name: str, owner_uid: str) -> dict[str, Any]:
+    """A rollout's Service, owned by a ConfigMap that stands for the rollout: a real object, so the
+    real garbage collector does not delete the Service for a missing owner mid-test."""
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "labels": {"launchgate.dev/rollout": name.rsplit("-", 1)[0]},
-                         "ownerReferences": [{"apiVersion": "launchgate.dev/v1alpha1", "kind": "AgentRollout",
+                         "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap",
                                               "name": name.rsplit("-", 1)[0], "uid": owner_uid}]},
             "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}
 
@@ -107,8 +109,10 @@ def test_a_restarted_operator_lists_the_services_once_instead_of_reading_each(ku
     """Reading each Service with its own GET, a restart among 10,000 rollouts sends 20,000 of them
     (see BENCHMARKS.md)."""
     first = Kube(_counting(kubeconfig))
+    uid = {owner: first.core.create_namespaced_config_map(namespace, {"metadata": {"name": owner}}).metadata.uid
+           for owner in ("a", "b", "c", "d")}
     for name in ("a-stable", "a-canary", "b-stable", "b-canary", "c-stable"):
-        first.core.create_namespaced_service(namespace, _svc(name, "uid-" + name[0]))
+        first.core.create_namespaced_service(namespace, _svc(name, uid[name[0]]))
 
     def listed() -> int:
         """What a paged LIST like the operator's sees: under load such a LIST can be served a moment
@@ -128,7 +132,7 @@ def test_a_restarted_operator_lists_the_services_once_instead_of_reading_each(ku
     kube.list_page = 2  # three pages for five Services
     base = f"/api/v1/namespaces/{namespace}/services"
     for name in ("a-stable", "a-canary", "b-stable", "b-canary"):
-        kube.ensure_service(namespace, _svc(name, "uid-" + name[0]), label="launchgate.dev/rollout")
+        kube.ensure_service(namespace, _svc(name, uid[name[0]]), label="launchgate.dev/rollout")
     def sent() -> list[tuple[str, str]]:
         return [(method, urlsplit(url).path) for method, url in api.sent]
 
@@ -140,12 +144,12 @@ def test_a_restarted_operator_lists_the_services_once_instead_of_reading_each(ku
     kube.ensure_service(namespace, _svc("c-stable", "uid-c2"), label="launchgate.dev/rollout")
     assert sent()[3:] == [("GET", f"{base}/c-stable")]
     # A Service nobody has made yet is created, without another LIST.
-    kube.ensure_service(namespace, _svc("d-stable", "uid-d"), label="launchgate.dev/rollout")
+    kube.ensure_service(namespace, _svc("d-stable", uid["d"]), label="launchgate.dev/rollout")
     assert sent()[4:] == [("POST", base)] and kube.writes == 1
     assert kubectl_json(kubeconfig, "-n", namespace, "get", "service", "d-stable")["metadata"]["name"] == "d-stable"
     # Later passes send nothing.
-    for name, uid in (("a-stable", "uid-a"), ("c-stable", "uid-c2"), ("d-stable", "uid-d")):
-        kube.ensure_service(namespace, _svc(name, uid), label="launchgate.dev/rollout")
+    for name, owner in (("a-stable", uid["a"]), ("c-stable", "uid-c2"), ("d-stable", uid["d"])):
+        kube.ensure_service(namespace, _svc(name, owner), label="launchgate.dev/rollout")
     assert len(api.sent) == 5
 
 
