@@ -1,4 +1,4 @@
-"""`kubectl launchgate`: status, approve, reject, promote, abort, retry.
+"""`kubectl launchgate`: status, approve, reject, promote, abort, retry, and a read-only dashboard.
 
 Every verb that changes something creates an object (Approval or RolloutAction) as the calling
 user; the API server's admission policy checks that the named approver or actor is that user, so
@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from launchgate import GROUP, VERSION
+from launchgate.config import env_name
 
 console = Console()
 
@@ -86,6 +87,7 @@ def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namesp
     if kubeconfig and ":" in kubeconfig:
         kubeconfig = kubeconfig.split(":")[0]
     ctx.obj = lambda: Ctx(kubeconfig, context, ctx.meta.get("namespace") or namespace)
+    ctx.meta["kube"] = (kubeconfig, context, namespace)
 
 
 @main.command()
@@ -211,6 +213,52 @@ for _verb, _help in (("promote", "Promote now, skipping the wait (recorded with 
             _act(make, rollout, verb, reason)
         return cmd
     main.command(name=_verb, help=_help)(_make(_verb))
+
+
+@main.command()
+@_ns_option
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Loopback address to serve on (127.0.0.0/8 or localhost only).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port to serve on; 0 picks a free one.")
+@click.option("--prometheus", "prometheus_url", envvar=env_name("prometheus_url"), default=None,
+              help=f"Prometheus base URL for the blockers' plots [env {env_name('prometheus_url')}]; "
+                   "without it the pages show no plots.")
+@click.option("--prometheus-token", envvar=env_name("prometheus_token"), default=None,
+              help=f"Bearer token for Prometheus [env {env_name('prometheus_token')}].")
+@click.option("--prometheus-ca-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CA bundle for a TLS Prometheus.")
+@click.pass_context
+def dashboard(ctx: click.Context, address: str, port: int, prometheus_url: str | None,
+              prometheus_token: str | None, prometheus_ca_file: str | None) -> None:
+    """Serve a read-only web dashboard on this machine and print its URL.
+
+    \b
+    The overview lists rollouts (phase, traffic, state, decision and its
+    reason, time in phase, pending approvals) in one namespace or all you
+    may list; a rollout's page shows its phases, each gate's contract, the
+    decision timeline and each blocker's value over time from Prometheus.
+    Pages update live from API server watches. Every read is made with your
+    kubeconfig's credentials, so the API server's RBAC decides what you see.
+    Nothing is opened by itself and nothing is written: approve and act with
+    the other verbs. Opens on the namespace of -n, else on all namespaces.
+    Needs the dashboard extra: pip install 'launchgate[dashboard]'.
+    """
+    try:
+        from launchgate.adapters.prometheus import PrometheusSource
+        from launchgate.cli.dashboard.kube import Reader
+        from launchgate.cli.dashboard.server import loopback, serve
+    except ImportError as e:
+        raise click.ClickException(f"the dashboard needs the dashboard extra ({e.name} is missing): "
+                                   "pip install 'launchgate[dashboard]'") from None
+    kubeconfig, context, namespace = ctx.find_root().meta["kube"]
+    namespace = ctx.find_root().meta.get("namespace") or namespace
+    host = loopback(address)
+    reader = Reader(kubeconfig, context, namespace)
+    user = reader.whoami()
+    source = (PrometheusSource(prometheus_url, bearer_token=prometheus_token, ca_file=prometheus_ca_file)
+              if prometheus_url else None)
+    serve(reader, user, host, port, namespace, source)
 
 
 if __name__ == "__main__":
