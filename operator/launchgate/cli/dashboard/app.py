@@ -59,6 +59,8 @@ def _env() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["since"] = lambda t: view.since(t, datetime.now(UTC))
     env.filters["iso"] = lambda t: t.isoformat() if t else ""
+    env.filters["clock"] = lambda t: t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if t else "-"
+    env.filters["number"] = view.number
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
     env.globals["version"] = __version__
     return env

@@ -296,13 +296,12 @@ def phase_markers(entries: Sequence[TimelineEntry]) -> list[Marker]:
 
 
 def plot_range(obj: Mapping[str, Any], entries: Sequence[TimelineEntry], now: datetime,
-               floor: float = 300.0) -> tuple[datetime, datetime]:
+               floor: float = 60.0) -> tuple[datetime, datetime]:
     """The rollout's time for the plots: from the first record of the revision being rolled out
-    (the last one rolled out when none is), at least `floor` seconds, up to now."""
+    (the last one rolled out when none is), a tenth earlier so the start shows, at least `floor`
+    seconds, up to now."""
     st = obj.get("status") or {}
     rev = st.get("canaryRevision") or (st.get("lastDecision") or {}).get("revision") or st.get("stableRevision")
     times = [e.at for e in entries if e.at is not None and (not rev or e.revision == rev)]
-    start = min(times) if times else None
-    if start is None or (now - start).total_seconds() < floor:
-        start = datetime.fromtimestamp(now.timestamp() - floor, UTC)
-    return start, now
+    span = (now - min(times)).total_seconds() * 1.1 if times else 0.0
+    return datetime.fromtimestamp(now.timestamp() - max(span, floor), UTC), now

@@ -18,14 +18,15 @@
           ctx.fillStyle = "#7b61ff";
           ctx.setLineDash([2, 3]);
           ctx.font = (10 * devicePixelRatio) + "px system-ui";
-          markers.forEach(function (m) {
+          markers.forEach(function (m, i) {
             const x = Math.round(u.valToPos(m.at, "x", true));
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
             ctx.beginPath();
             ctx.moveTo(x, u.bbox.top);
             ctx.lineTo(x, u.bbox.top + u.bbox.height);
             ctx.stroke();
-            ctx.fillText(m.label, x + 3, u.bbox.top + 10 * devicePixelRatio);
+            // Labels step down, so phase changes close together stay readable.
+            ctx.fillText(m.label, x + 3, u.bbox.top + (10 + 11 * (i % 4)) * devicePixelRatio);
           });
           ctx.restore();
         },
