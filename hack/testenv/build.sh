@@ -15,6 +15,8 @@
 #   prometheus, promtool                  Debian package (only if not already on PATH)
 #   lua5.1                                Debian package (only if not already on PATH): the
 #                                         Argo CD health-check tests run their Lua with it
+#   chromium                              Debian package (only if /usr/bin/chromium is missing): the
+#                                         dashboard's browser tests drive it with Playwright
 #
 # Why build instead of download: only the Go module proxy, PyPI and Debian are reachable from CI,
 # and there is no Docker. Everything here comes from those.
@@ -252,6 +254,20 @@ install_lua() {
   command -v lua5.1 >/dev/null || die "lua5.1 is still not on PATH after installing it"
 }
 
+# --- Chromium ---------------------------------------------------------------------------------
+# The dashboard's browser tests drive a headless Chromium with Playwright. Playwright's own browser
+# download reaches hosts CI cannot, so they use Debian's build at /usr/bin/chromium.
+install_chromium() {
+  if [ -x /usr/bin/chromium ]; then
+    log "chromium: /usr/bin/chromium (already installed)"; return
+  fi
+  log "chromium: installing the Debian package"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq || die "apt-get update failed"
+  as_root apt-get install -y -qq --no-install-recommends chromium || die "apt-get install chromium failed"
+  [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"
+}
+
 # --- Helm (packaging tests only: `helm lint` and `helm template` of charts/launchgate) --------
 build_helm() {
   local v="${HELM_VERSION:?missing in hack/versions.env}" dir="$CACHE/helm-${HELM_VERSION}"
@@ -293,6 +309,7 @@ build_etcd
 fetch_gateway_api
 install_prometheus
 install_lua
+install_chromium
 build_kubernetes
 build_kwok
 build_helm
@@ -308,5 +325,6 @@ gateway-api:    $CACHE/gateway-api-$GATEWAY_API_VERSION
 prometheus:     $(command -v prometheus)
 promtool:       $(command -v promtool)
 lua5.1:         $(command -v lua5.1)
+chromium:       /usr/bin/chromium
 EOF
 echo "helm:           $CACHE/helm-$HELM_VERSION/helm"

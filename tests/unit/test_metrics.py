@@ -59,6 +59,8 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_rollout_canary_weight": "gauge",
         "launchgate_rollout_last_evaluated_timestamp_seconds": "gauge",
         "launchgate_rollout_info": "gauge",
+        "launchgate_rollout_consecutive_no_data": "gauge",
+        "launchgate_approval_requested_timestamp_seconds": "gauge",
         "launchgate_evaluation_duration_seconds": "histogram",
         "launchgate_shared_query_duration_seconds": "histogram",
         "launchgate_pass_start_delay_seconds": "histogram",
@@ -119,6 +121,23 @@ def test_info_series_is_replaced_not_accumulated(served: tuple[OperatorMetrics, 
     assert series(s, "launchgate_rollout_info", rollout="b") == [
         {"namespace": "agents", "rollout": "b", "phase": "General", "state": "Healthy", "canary_revision": ""}]
     assert s[("launchgate_rollout_canary_weight", lbl(namespace="agents", rollout="a"))] == 100
+
+
+def test_no_data_count_and_the_waiting_approval_request(served: tuple[OperatorMetrics, str]) -> None:
+    """What the shipped alerts read: a pause for missing data, an approval waiting past its SLA."""
+    m, url = served
+    m.observe_status("agents", "r", "General", 3, 50, "AwaitingApproval", "r2", 0, ("General", 1_700_000_000.5))
+    m.observe_status("agents", "q", "Canary1", 1, 5, "Paused", "q2", 12, None)
+    _, _, s = scrape(url)
+    assert s[("launchgate_approval_requested_timestamp_seconds",
+              lbl(namespace="agents", rollout="r", phase="General"))] == 1_700_000_000.5
+    assert s[("launchgate_rollout_consecutive_no_data", lbl(namespace="agents", rollout="q"))] == 12
+    assert s[("launchgate_rollout_consecutive_no_data", lbl(namespace="agents", rollout="r"))] == 0
+    assert not series(s, "launchgate_approval_requested_timestamp_seconds", rollout="q")
+    # Approved: the request's series goes, so the alert resolves.
+    m.observe_status("agents", "r", "General", 3, 100, "Progressing", "r2", 0, None)
+    _, _, s = scrape(url)
+    assert not series(s, "launchgate_approval_requested_timestamp_seconds", rollout="r")
 
 
 def test_approval_wait_histogram(served: tuple[OperatorMetrics, str]) -> None:

@@ -48,6 +48,12 @@ _ROLLOUT_FAMILIES = (
     ("launchgate_rollout_last_evaluated_timestamp_seconds", "gauge",
      "When the rollout's last evaluation pass ended (unix time): alert when it is older than a "
      "few intervals, the operator has fallen behind."),
+    ("launchgate_rollout_consecutive_no_data", "gauge",
+     "Evaluations in a row in which a gate of the rollout had no usable data (its failurePolicy counts "
+     "them): with state Paused, the rollout is paused for missing data."),
+    ("launchgate_approval_requested_timestamp_seconds", "gauge",
+     "When the approval request the rollout waits on was made (unix time), labelled by phase; present "
+     "only while one waits: alert when it waits longer than the phase's approval SLA."),
 )
 _INFO_LABELS = ("phase", "state", "canary_revision")
 
@@ -69,7 +75,10 @@ class _Row:
     phase_index: float = 0.0
     weight: float = 0.0
     evaluated: float | None = None
-    """None until the first observe_status: then the three gauges appear."""
+    """None until the first observe_status: then the gauges appear."""
+    no_data: float = 0.0
+    approval: tuple[str, float] | None = None
+    """(phase, requested at) of the approval request the rollout waits on."""
     text: tuple[str, ...] | None = None
 
     def parts(self) -> tuple[str, ...]:
@@ -81,7 +90,7 @@ class _Row:
             decisions = "".join(f'launchgate_decisions_total{{decision="{_escape(d)}",{lb}}} {floatToGoString(n)}\n'
                                 for d, n in self.decisions.items())
             if self.evaluated is None:
-                self.text = (decisions, "", "", "", "")
+                self.text = (decisions, "", "", "", "", "", "")
             else:
                 assert self.info is not None
                 phase, state, rev = (_escape(v) for v in self.info)
@@ -92,6 +101,10 @@ class _Row:
                     f'launchgate_rollout_info{{canary_revision="{rev}",{ns},phase="{phase}",{ro},'
                     f'state="{state}"}} 1.0\n',
                     f"launchgate_rollout_last_evaluated_timestamp_seconds{{{lb}}} {floatToGoString(self.evaluated)}\n",
+                    f"launchgate_rollout_consecutive_no_data{{{lb}}} {floatToGoString(self.no_data)}\n",
+                    "" if self.approval is None else
+                    f'launchgate_approval_requested_timestamp_seconds{{{ns},phase="{_escape(self.approval[0])}",{ro}}} '
+                    f"{floatToGoString(self.approval[1])}\n",
                 )
         return self.text
 
@@ -126,25 +139,32 @@ class _RolloutBoard:
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            rows = [(ns, rollout, dict(r.decisions), r.info, r.phase_index, r.weight, r.evaluated)
+            rows = [(ns, rollout, dict(r.decisions), r.info, r.phase_index, r.weight, r.evaluated, r.no_data, r.approval)
                     for (ns, rollout), r in self.rows.items()]
         helps = {name: help_ for name, _, help_ in _ROLLOUT_FAMILIES}
         decisions = CounterMetricFamily("launchgate_decisions", helps["launchgate_decisions_total"],
                                         labels=["namespace", "rollout", "decision"])
         gauges = {name: GaugeMetricFamily(name, helps[name], labels=["namespace", "rollout"])
                   for name in ("launchgate_rollout_phase_index", "launchgate_rollout_canary_weight",
-                               "launchgate_rollout_last_evaluated_timestamp_seconds")}
+                               "launchgate_rollout_last_evaluated_timestamp_seconds",
+                               "launchgate_rollout_consecutive_no_data")}
+        approvals = GaugeMetricFamily("launchgate_approval_requested_timestamp_seconds",
+                                      helps["launchgate_approval_requested_timestamp_seconds"],
+                                      labels=["namespace", "rollout", "phase"])
         info = GaugeMetricFamily("launchgate_rollout_info", helps["launchgate_rollout_info"],
                                  labels=["namespace", "rollout", *_INFO_LABELS])
-        for ns, rollout, counts, labels, phase_index, weight, evaluated in rows:
+        for ns, rollout, counts, labels, phase_index, weight, evaluated, no_data, approval in rows:
             for d, n in counts.items():
                 decisions.add_metric([ns, rollout, d], n)
             if evaluated is not None and labels is not None:
                 gauges["launchgate_rollout_phase_index"].add_metric([ns, rollout], phase_index)
                 gauges["launchgate_rollout_canary_weight"].add_metric([ns, rollout], weight)
                 gauges["launchgate_rollout_last_evaluated_timestamp_seconds"].add_metric([ns, rollout], evaluated)
+                gauges["launchgate_rollout_consecutive_no_data"].add_metric([ns, rollout], no_data)
                 info.add_metric([ns, rollout, *labels], 1)
-        return [decisions, *gauges.values(), info]
+                if approval is not None:
+                    approvals.add_metric([ns, rollout, approval[0]], approval[1])
+        return [decisions, *gauges.values(), info, approvals]
 
 
 class OperatorMetrics:
@@ -213,8 +233,11 @@ class OperatorMetrics:
             row.text = None
 
     def observe_status(self, ns: str, rollout: str, phase: str | None, phase_index: int | None,
-                       weight: int | None, state: str | None, canary_revision: str | None) -> None:
-        """Publish where a rollout stands after a pass; the previous info series is removed when labels change."""
+                       weight: int | None, state: str | None, canary_revision: str | None,
+                       consecutive_no_data: int | None = None,
+                       approval_requested: tuple[str, float] | None = None) -> None:
+        """Publish where a rollout stands after a pass; the previous info series is removed when
+        labels change, and the approval series when no request waits any more."""
         labels = (phase or "", state or "", canary_revision or "")
         with self._lock:
             row = self.board.row(ns, rollout)
@@ -222,6 +245,8 @@ class OperatorMetrics:
             row.phase_index = float(phase_index or 0)
             row.weight = float(weight or 0)
             row.evaluated = time.time()
+            row.no_data = float(consecutive_no_data or 0)
+            row.approval = approval_requested
             row.text = None
 
     def observe_approval_wait(self, ns: str, rollout: str, phase: str, seconds: float) -> None:
@@ -314,8 +339,10 @@ def observe_decision(ns: str, rollout: str, decision: str) -> None:
 
 
 def observe_status(ns: str, rollout: str, phase: str | None, phase_index: int | None, weight: int | None,
-                   state: str | None, canary_revision: str | None) -> None:
-    METRICS.observe_status(ns, rollout, phase, phase_index, weight, state, canary_revision)
+                   state: str | None, canary_revision: str | None, consecutive_no_data: int | None = None,
+                   approval_requested: tuple[str, float] | None = None) -> None:
+    METRICS.observe_status(ns, rollout, phase, phase_index, weight, state, canary_revision, consecutive_no_data,
+                           approval_requested)
 
 
 def observe_approval_wait(ns: str, rollout: str, phase: str, seconds: float) -> None:

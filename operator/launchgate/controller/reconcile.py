@@ -575,8 +575,10 @@ def world_error(e: RouterError | ApiException | ValidationError) -> str:
 def _observe_metrics(namespace: str, name: str, old: AgentRolloutStatus, out: Outcome, obs: Observation,
                      written: bool) -> None:
     st = out.status
+    waiting = st.pending_approval
     metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
-                           st.canary_revision)
+                           st.canary_revision, st.consecutive_no_data,
+                           (waiting.phase, waiting.requested_at.timestamp()) if waiting is not None else None)
     pending = old.pending_approval
     if written and pending is not None and out.decision == "promote":
         metrics.observe_approval_wait(namespace, name, pending.phase,
