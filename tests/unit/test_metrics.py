@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from launchgate.adapters import metrics as module
-from launchgate.adapters.metrics import OperatorMetrics
+from launchgate.adapters.metrics import OperatorMetrics, blocker_points
+from launchgate.core.gates import BlockerResult, GateResult
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -61,6 +62,9 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_rollout_info": "gauge",
         "launchgate_rollout_consecutive_no_data": "gauge",
         "launchgate_approval_requested_timestamp_seconds": "gauge",
+        "launchgate_blocker_value": "gauge",
+        "launchgate_blocker_target": "gauge",
+        "launchgate_blocker_pass": "gauge",
         "launchgate_evaluation_duration_seconds": "histogram",
         "launchgate_shared_query_duration_seconds": "histogram",
         "launchgate_pass_start_delay_seconds": "histogram",
@@ -138,6 +142,28 @@ def test_no_data_count_and_the_waiting_approval_request(served: tuple[OperatorMe
     m.observe_status("agents", "r", "General", 3, 100, "Progressing", "r2", 0, None)
     _, _, s = scrape(url)
     assert not series(s, "launchgate_approval_requested_timestamp_seconds", rollout="r")
+
+
+def test_blockers_of_the_last_pass_against_their_targets(served: tuple[OperatorMetrics, str]) -> None:
+    m, url = served
+    gates = {"canary1": GateResult("block", [
+        BlockerResult("success", "gte 0.99", 0.995, None, True, "ok"),
+        BlockerResult("p95", "lte 1.2x baseline", 1500.0, 1000.0, False, "ratio 1.5"),
+        BlockerResult("quiet", "eq 0", None, None, False, "no data", missing=True)], "1/3"),
+        "canary2": "gate canary2 not found"}
+    m.observe_status("agents", "r", "Canary1", 1, 5, "Progressing", "r2", blockers=blocker_points(gates))
+    _, _, s = scrape(url)
+    b = {"namespace": "agents", "rollout": "r", "gate": "canary1"}
+    assert s[("launchgate_blocker_value", lbl(**b, blocker="success"))] == 0.995
+    assert s[("launchgate_blocker_target", lbl(**b, blocker="success", comparison="gte"))] == 0.99
+    assert s[("launchgate_blocker_target", lbl(**b, blocker="p95", comparison="lte"))] == 1200
+    assert s[("launchgate_blocker_pass", lbl(**b, blocker="p95"))] == 0
+    assert s[("launchgate_blocker_target", lbl(**b, blocker="quiet", comparison="eq"))] == 0
+    assert not series(s, "launchgate_blocker_value", blocker="quiet")  # no value: no sample, not a fake 0
+    # The next phase's gates replace them.
+    m.observe_status("agents", "r", "Canary2", 2, 25, "Progressing", "r2")
+    _, _, s = scrape(url)
+    assert not series(s, "launchgate_blocker_pass", rollout="r")
 
 
 def test_approval_wait_histogram(served: tuple[OperatorMetrics, str]) -> None:

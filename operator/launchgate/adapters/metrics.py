@@ -13,9 +13,11 @@ rollouts, not by everything the operator ever saw.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +26,8 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from launchgate.core.gates import GateResult
 
 EvaluationKind = Literal["rollout", "gate"]
 NotificationResult = Literal["sent", "failed", "dropped"]
@@ -54,8 +58,49 @@ _ROLLOUT_FAMILIES = (
     ("launchgate_approval_requested_timestamp_seconds", "gauge",
      "When the approval request the rollout waits on was made (unix time), labelled by phase; present "
      "only while one waits: alert when it waits longer than the phase's approval SLA."),
+    ("launchgate_blocker_value", "gauge",
+     "Each blocker's value at the rollout's last pass, for the gates of its current phase (absent without "
+     "a finite value): what the gate judged, beside launchgate_blocker_target."),
+    ("launchgate_blocker_target", "gauge",
+     "The number each blocker's value is compared with (`comparison`: eq, gte, lte); for a baseline ratio "
+     "the baseline's value times the ratio."),
+    ("launchgate_blocker_pass", "gauge", "1 when the blocker passed at the rollout's last pass, else 0."),
 )
 _INFO_LABELS = ("phase", "state", "canary_revision")
+_BLOCKER_LABELS = ("gate", "blocker")
+_TARGET = re.compile(r"^(eq|gte|lte) ([-+0-9.eEinfINFa]+)(x baseline)?$")
+
+
+@dataclass(frozen=True)
+class BlockerPoint:
+    """One blocker of a rollout's last pass, as the blocker families show it."""
+
+    gate: str
+    blocker: str
+    comparison: str
+    value: float | None
+    target: float | None
+    passed: bool
+
+
+def blocker_points(gates: Mapping[str, GateResult | str]) -> list[BlockerPoint]:
+    """The blockers of a pass's gate results (a gate that could not be read is a string: none).
+    The target comes from the result's own description ('gte 0.99', 'lte 1.2x baseline')."""
+    out: list[BlockerPoint] = []
+    for gate, res in gates.items():
+        if isinstance(res, str):
+            continue
+        for b in res.blockers:
+            m = _TARGET.match(b.target)
+            comparison, target = (m.group(1), float(m.group(2))) if m else ("", None)
+            if m and m.group(3):
+                target = None if b.baseline_value is None else target * b.baseline_value  # type: ignore[operator]
+            out.append(BlockerPoint(gate, b.name, comparison, _finite(b.value), _finite(target), b.passed))
+    return out
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
 
 
 def _escape(value: str) -> str:
@@ -79,6 +124,7 @@ class _Row:
     no_data: float = 0.0
     approval: tuple[str, float] | None = None
     """(phase, requested at) of the approval request the rollout waits on."""
+    blockers: tuple[BlockerPoint, ...] = ()
     text: tuple[str, ...] | None = None
 
     def parts(self) -> tuple[str, ...]:
@@ -90,7 +136,7 @@ class _Row:
             decisions = "".join(f'launchgate_decisions_total{{decision="{_escape(d)}",{lb}}} {floatToGoString(n)}\n'
                                 for d, n in self.decisions.items())
             if self.evaluated is None:
-                self.text = (decisions, "", "", "", "", "", "")
+                self.text = (decisions, "", "", "", "", "", "", "", "", "")
             else:
                 assert self.info is not None
                 phase, state, rev = (_escape(v) for v in self.info)
@@ -105,8 +151,22 @@ class _Row:
                     "" if self.approval is None else
                     f'launchgate_approval_requested_timestamp_seconds{{{ns},phase="{_escape(self.approval[0])}",{ro}}} '
                     f"{floatToGoString(self.approval[1])}\n",
+                    *self._blocker_parts(),
                 )
         return self.text
+
+
+    def _blocker_parts(self) -> tuple[str, str, str]:
+        values, targets, passes = [], [], []
+        for b in self.blockers:
+            lb = f'{self.ns},blocker="{_escape(b.blocker)}",gate="{_escape(b.gate)}",{self.rollout}'
+            if b.value is not None:
+                values.append(f"launchgate_blocker_value{{{lb}}} {floatToGoString(b.value)}\n")
+            if b.target is not None:
+                targets.append(f'launchgate_blocker_target{{comparison="{_escape(b.comparison)}",{lb}}} '
+                               f"{floatToGoString(b.target)}\n")
+            passes.append(f"launchgate_blocker_pass{{{lb}}} {1.0 if b.passed else 0.0}\n")
+        return "".join(values), "".join(targets), "".join(passes)
 
 
 class _RolloutBoard:
@@ -139,32 +199,40 @@ class _RolloutBoard:
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            rows = [(ns, rollout, dict(r.decisions), r.info, r.phase_index, r.weight, r.evaluated, r.no_data, r.approval)
-                    for (ns, rollout), r in self.rows.items()]
+            rows = [(ns, rollout, dict(r.decisions), r.info, r.phase_index, r.weight, r.evaluated, r.no_data, r.approval,
+                     r.blockers) for (ns, rollout), r in self.rows.items()]
         helps = {name: help_ for name, _, help_ in _ROLLOUT_FAMILIES}
+        per_rollout = ["namespace", "rollout"]
+        per_blocker = [*per_rollout, *_BLOCKER_LABELS]
         decisions = CounterMetricFamily("launchgate_decisions", helps["launchgate_decisions_total"],
-                                        labels=["namespace", "rollout", "decision"])
-        gauges = {name: GaugeMetricFamily(name, helps[name], labels=["namespace", "rollout"])
-                  for name in ("launchgate_rollout_phase_index", "launchgate_rollout_canary_weight",
-                               "launchgate_rollout_last_evaluated_timestamp_seconds",
-                               "launchgate_rollout_consecutive_no_data")}
-        approvals = GaugeMetricFamily("launchgate_approval_requested_timestamp_seconds",
-                                      helps["launchgate_approval_requested_timestamp_seconds"],
-                                      labels=["namespace", "rollout", "phase"])
-        info = GaugeMetricFamily("launchgate_rollout_info", helps["launchgate_rollout_info"],
-                                 labels=["namespace", "rollout", *_INFO_LABELS])
-        for ns, rollout, counts, labels, phase_index, weight, evaluated, no_data, approval in rows:
+                                        labels=[*per_rollout, "decision"])
+        f = {name: GaugeMetricFamily(name, helps[name], labels=labels) for name, labels in (
+            ("launchgate_rollout_phase_index", per_rollout), ("launchgate_rollout_canary_weight", per_rollout),
+            ("launchgate_rollout_last_evaluated_timestamp_seconds", per_rollout),
+            ("launchgate_rollout_info", [*per_rollout, *_INFO_LABELS]),
+            ("launchgate_rollout_consecutive_no_data", per_rollout),
+            ("launchgate_approval_requested_timestamp_seconds", [*per_rollout, "phase"]),
+            ("launchgate_blocker_value", per_blocker), ("launchgate_blocker_target", [*per_blocker, "comparison"]),
+            ("launchgate_blocker_pass", per_blocker))}
+        for ns, rollout, counts, labels, phase_index, weight, evaluated, no_data, approval, blockers in rows:
             for d, n in counts.items():
                 decisions.add_metric([ns, rollout, d], n)
-            if evaluated is not None and labels is not None:
-                gauges["launchgate_rollout_phase_index"].add_metric([ns, rollout], phase_index)
-                gauges["launchgate_rollout_canary_weight"].add_metric([ns, rollout], weight)
-                gauges["launchgate_rollout_last_evaluated_timestamp_seconds"].add_metric([ns, rollout], evaluated)
-                gauges["launchgate_rollout_consecutive_no_data"].add_metric([ns, rollout], no_data)
-                info.add_metric([ns, rollout, *labels], 1)
-                if approval is not None:
-                    approvals.add_metric([ns, rollout, approval[0]], approval[1])
-        return [decisions, *gauges.values(), info, approvals]
+            if evaluated is None or labels is None:
+                continue
+            f["launchgate_rollout_phase_index"].add_metric([ns, rollout], phase_index)
+            f["launchgate_rollout_canary_weight"].add_metric([ns, rollout], weight)
+            f["launchgate_rollout_last_evaluated_timestamp_seconds"].add_metric([ns, rollout], evaluated)
+            f["launchgate_rollout_info"].add_metric([ns, rollout, *labels], 1)
+            f["launchgate_rollout_consecutive_no_data"].add_metric([ns, rollout], no_data)
+            if approval is not None:
+                f["launchgate_approval_requested_timestamp_seconds"].add_metric([ns, rollout, approval[0]], approval[1])
+            for b in blockers:
+                if b.value is not None:
+                    f["launchgate_blocker_value"].add_metric([ns, rollout, b.gate, b.blocker], b.value)
+                if b.target is not None:
+                    f["launchgate_blocker_target"].add_metric([ns, rollout, b.gate, b.blocker, b.comparison], b.target)
+                f["launchgate_blocker_pass"].add_metric([ns, rollout, b.gate, b.blocker], 1.0 if b.passed else 0.0)
+        return [decisions, *f.values()]
 
 
 class OperatorMetrics:
@@ -235,7 +303,8 @@ class OperatorMetrics:
     def observe_status(self, ns: str, rollout: str, phase: str | None, phase_index: int | None,
                        weight: int | None, state: str | None, canary_revision: str | None,
                        consecutive_no_data: int | None = None,
-                       approval_requested: tuple[str, float] | None = None) -> None:
+                       approval_requested: tuple[str, float] | None = None,
+                       blockers: Sequence[BlockerPoint] = ()) -> None:
         """Publish where a rollout stands after a pass; the previous info series is removed when
         labels change, and the approval series when no request waits any more."""
         labels = (phase or "", state or "", canary_revision or "")
@@ -247,6 +316,7 @@ class OperatorMetrics:
             row.evaluated = time.time()
             row.no_data = float(consecutive_no_data or 0)
             row.approval = approval_requested
+            row.blockers = tuple(blockers)
             row.text = None
 
     def observe_approval_wait(self, ns: str, rollout: str, phase: str, seconds: float) -> None:
@@ -340,9 +410,10 @@ def observe_decision(ns: str, rollout: str, decision: str) -> None:
 
 def observe_status(ns: str, rollout: str, phase: str | None, phase_index: int | None, weight: int | None,
                    state: str | None, canary_revision: str | None, consecutive_no_data: int | None = None,
-                   approval_requested: tuple[str, float] | None = None) -> None:
+                   approval_requested: tuple[str, float] | None = None,
+                   blockers: Sequence[BlockerPoint] = ()) -> None:
     METRICS.observe_status(ns, rollout, phase, phase_index, weight, state, canary_revision, consecutive_no_data,
-                           approval_requested)
+                           approval_requested, blockers)
 
 
 def observe_approval_wait(ns: str, rollout: str, phase: str, seconds: float) -> None:

@@ -578,7 +578,8 @@ def _observe_metrics(namespace: str, name: str, old: AgentRolloutStatus, out: Ou
     waiting = st.pending_approval
     metrics.observe_status(namespace, name, st.phase, st.phase_index, st.canary_weight, st.state,
                            st.canary_revision, st.consecutive_no_data,
-                           (waiting.phase, waiting.requested_at.timestamp()) if waiting is not None else None)
+                           (waiting.phase, waiting.requested_at.timestamp()) if waiting is not None else None,
+                           metrics.blocker_points(obs.gates))
     pending = old.pending_approval
     if written and pending is not None and out.decision == "promote":
         metrics.observe_approval_wait(namespace, name, pending.phase,
