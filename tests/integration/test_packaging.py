@@ -125,6 +125,10 @@ ALL_OPTIONS = (
     "metrics.serviceMonitor.enabled=true",
     "priorityClassName=system-cluster-critical",
     "recordRetention=2160h",
+    "monitoring.grafanaDashboard.enabled=true",
+    "monitoring.grafanaDashboard.namespace=monitoring",
+    "monitoring.prometheusRule.enabled=true",
+    "monitoring.prometheusRule.labels.release=kube-prometheus-stack",
 )
 
 
@@ -266,6 +270,14 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
     svc = _one(helm_all_options, "Service", "launchgate-operator-metrics")
     assert all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    # The Grafana dashboard for the sidecar, and the alert rules: the files manifests/monitoring ships.
+    dash = _one(helm_all_options, "ConfigMap", "launchgate-grafana-dashboard")
+    assert dash["metadata"]["namespace"] == "monitoring" and dash["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dash["data"]["launchgate.json"]) == json.loads(
+        (ROOT / "manifests" / "monitoring" / "grafana-dashboard.json").read_text())
+    rule = _one(helm_all_options, "PrometheusRule", "launchgate")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["spec"] == yaml.safe_load((ROOT / "manifests" / "monitoring" / "launchgate.rules.yaml").read_text())
 
 
 def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_default: Docs) -> None:
@@ -345,6 +357,8 @@ def test_helm_can_switch_off_the_optional_parts(helm: Helm) -> None:
     assert ("ClusterRole", "launchgate-viewer") not in kinds and ("Service", "launchgate-operator-metrics") not in kinds
     assert ("ClusterRole", "launchgate-timeline-retention") not in kinds
     assert ("ClusterRole", "launchgate-operator") in kinds and ("Deployment", "launchgate-operator") in kinds
+    # Monitoring objects are opt-in: off by default.
+    assert not {k for k in kinds if k[0] == "PrometheusRule" or k[1] == "launchgate-grafana-dashboard"}
 
 
 # --------------------------------------------------------------------------- RBAC, as the real ServiceAccount
