@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj
+from harness import CANARY1_BLOCKERS, ROOT, World, rollout_obj, wait_for
 from kubectl_util import kubectl, kubectl_json
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -178,6 +178,16 @@ def test_the_dashboard_shows_rollouts_live_plots_them_and_only_what_rbac_allows(
     w.start_operator()
     a_canary_held_in_canary1(w, "web")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # The operator exports what the Grafana dashboard plots: each blocker's value and target.
+    assert w.operator is not None
+    operator = w.operator
+
+    def exported(family: str) -> bool:
+        return any(line.startswith(family + "{") and f'namespace="{w.ns}"' in line
+                   and 'blocker="workflow_success_rate"' in line for line in operator.scrape().splitlines())
+
+    for family in ("launchgate_blocker_value", "launchgate_blocker_target", "launchgate_blocker_pass"):
+        wait_for(f"{family} of the canary's gate", lambda f=family: exported(f), timeout=15)
 
     admin = Dashboard(w.kubeconfig, w.prometheus.url, tmp_path / "dashboard-admin.log")
     try:
@@ -230,4 +240,4 @@ def test_the_dashboard_shows_rollouts_live_plots_them_and_only_what_rbac_allows(
             page.close()
         finally:
             viewer.stop()
-    w.operator.assert_alive()  # type: ignore[union-attr]
+    w.operator.assert_alive()
