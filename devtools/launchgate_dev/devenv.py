@@ -143,6 +143,9 @@ class Binaries:
     kube_controller_manager: Path
     kube_scheduler: Path
     kwok: Path
+    kube_state_metrics: Path | None = None
+    """None when `make testenv` has not built it yet: only the checklist's tests need it, and they
+    fail with the hint (KubeStateMetrics.start) rather than every test of the suite."""
 
 
 def binaries() -> Binaries:
@@ -189,8 +192,11 @@ def binaries() -> Binaries:
         missing.append(f"{crds}/*.yaml")
     if missing:
         raise DevEnvError("missing: " + ", ".join(missing) + f"\n{MISSING_HINT}")
+    ksm_version = v.get("KUBE_STATE_METRICS_VERSION", "")
+    ksm = cache / f"kube-state-metrics-{ksm_version}" / "kube-state-metrics"
     return Binaries(apiserver, etcd_bin, kubectl, prometheus, promtool, crds, v,
-                    controller_manager, scheduler, kwok_bin)
+                    controller_manager, scheduler, kwok_bin,
+                    ksm if ksm_version and ksm.is_file() and os.access(ksm, os.X_OK) else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -814,6 +820,72 @@ class PrometheusServer:
         if body.get("status") != "success":
             raise DevEnvError(f"query {expr!r} failed: {body}")
         return list(body["data"]["result"])
+
+
+class KubeStateMetrics:
+    """kube-state-metrics out of cluster (``--kubeconfig``) on a free loopback port: the facts about
+    a deployment that the checklist judges (its pods' ServiceAccounts, labels and annotations,
+    Secrets' ages, NetworkPolicies' egress rules), as Prometheus metrics.
+
+    Only what the checklist reads is collected, and only the labels and annotations it names are
+    exported (kube-state-metrics drops every other one), see examples/checklist/checklist.yaml.
+    """
+
+    RESOURCES = "pods,secrets,networkpolicies,deployments"
+    LABELS = ("pods=[launchgate.dev/rollout],secrets=[launchgate.dev/agent],"
+              "networkpolicies=[launchgate.dev/agent],deployments=[launchgate.dev/rollout]")
+    ANNOTATIONS = "pods=[launchgate.dev/dlq-owner,launchgate.dev/runbook]"
+
+    def __init__(self, kubeconfig: Path | str, workdir: Path | str | None = None, *, bins: Binaries | None = None,
+                 namespaces: Sequence[str] = (), startup_timeout: float = 60.0) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="launchgate-ksm-"))
+        self.kubeconfig = Path(kubeconfig)
+        self.bins = bins
+        self.namespaces = list(namespaces)
+        self.startup_timeout = startup_timeout
+        self.port = 0
+        self.address = ""
+        self._child: _Child | None = None
+
+    def start(self) -> KubeStateMetrics:
+        """Start it and wait until its metrics answer (its informers have synced by then)."""
+        if self._child:
+            return self
+        bins = self.bins = self.bins or binaries()
+        if bins.kube_state_metrics is None:
+            raise DevEnvError(f"missing: kube-state-metrics {bins.versions.get('KUBE_STATE_METRICS_VERSION', '?')} "
+                              f"in {cache_dir()}\n{MISSING_HINT}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port, telemetry = _free_ports(2)
+        self.address = f"127.0.0.1:{self.port}"
+        argv = [str(bins.kube_state_metrics), f"--kubeconfig={self.kubeconfig}", "--host=127.0.0.1",
+                f"--port={self.port}", "--telemetry-host=127.0.0.1", f"--telemetry-port={telemetry}",
+                f"--resources={self.RESOURCES}", f"--metric-labels-allowlist={self.LABELS}",
+                f"--metric-annotations-allowlist={self.ANNOTATIONS}"]
+        if self.namespaces:
+            argv.append(f"--namespaces={','.join(self.namespaces)}")
+        self._child = _spawn("kube-state-metrics", argv, self.workdir)
+        try:
+            _wait_http(self._child, f"http://{self.address}/metrics", timeout=self.startup_timeout,
+                       ok=lambda r: "kube_pod_" in r.text or "# HELP kube_" in r.text)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self._child:
+            _stop_child(self._child)
+            self._child = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> KubeStateMetrics:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
 
 
 def backfill(openmetrics_text: str, data_dir: Path | str | None = None, *, bins: Binaries | None = None) -> Path:

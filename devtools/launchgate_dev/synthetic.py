@@ -11,6 +11,8 @@ exactly on the configured quantile (see `_quantile_shares`). Ratios of series fr
     python -m launchgate_dev.synthetic --port 9101 --version v2 --namespace agents --success-rate 0.994
     curl -XPOST localhost:9101/control -d '{"success_rate": 0.9}'    # turn the canary bad
 
+It exports every metric of the agent metrics contract (docs/agent-metrics.md), each with a knob
+that breaks the checklist control judging it (`Rates`, settable with flags and POST /control).
 `SyntheticAgent` runs one in a subprocess for tests.
 """
 
@@ -55,17 +57,59 @@ class Rates:
     duplicate_rate: float = 0.0  # duplicate side effects per second
     backlog_over_sla: float = 0.0  # gauge: approvals waiting beyond SLA
     drill_passed: float = 1.0  # gauge: 1 if the rollback drill passed
+    # The rest of the agent metrics contract, each with the knob that breaks its checklist control.
+    submit_policy_coverage: float = 1.0  # share of jobs given a policy decision at submit (control 1)
+    dispatch_policy_coverage: float = 1.0  # share of jobs re-evaluated at dispatch (control 2)
+    deny_rate: float = 0.5  # submit-stage DENY decisions per second (jobs never run)
+    policy_hash: str = "0000000000"  # the policy bundle hash the agent has loaded (control 4)
+    approvals_waiting: float = 2.0  # gauge: approval requests not yet decided
+    unlinked_log_rate: float = 0.0  # decision-log records per second missing the job ID (control 5)
+    schema_rejected_rate: float = 0.2  # requests refused at the API boundary per second (control 9)
+    unvalidated_tool_call_rate: float = 0.0  # tool calls per second with unvalidated input (control 9)
+    output_safety_coverage: float = 1.0  # share of outputs given an output-safety outcome (control 10)
+    transient_retry_rate: float = 0.5  # retries of transient errors per second
+    terminal_retry_rate: float = 0.0  # retries of terminal errors per second (control 11)
+    global_timeout: float = 0.0  # 1: one timeout budget for every job class (control 12)
+    dead_letter_depth: float = 3.0  # gauge: messages in the dead-letter queue
+    dead_letter_oldest_age_s: float = 600.0  # gauge: age of the oldest dead letter
+    stale_heartbeat_rate: float = 0.1  # stale worker heartbeats detected per second
+    requeue_ratio: float = 1.0  # share of stale workers' jobs requeued (control 14)
+    tokens_per_job: float = 1500.0  # model tokens per job
+    egress_denied_rate: float = 0.05  # outbound calls refused by the egress allowlist per second
+    job_classes: str = "default"  # comma-separated job classes; jobs are split evenly between them
     values: dict[str, float] = field(default_factory=dict)  # free gauges agent_test_value{name}
 
     def check(self) -> None:
-        if not 0.0 <= self.success_rate <= 1.0:
-            raise ValueError("success_rate must be within [0, 1]")
+        for name in ("success_rate", "submit_policy_coverage", "dispatch_policy_coverage", "output_safety_coverage",
+                     "requeue_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1]")
         for name in ("rps", "high_risk_rate", "unapproved_rate", "cost_per_job", "policy_bypass_rate",
-                     "critical_bypass_rate", "duplicate_rate"):
+                     "critical_bypass_rate", "duplicate_rate", "deny_rate", "unlinked_log_rate",
+                     "schema_rejected_rate", "unvalidated_tool_call_rate", "transient_retry_rate",
+                     "terminal_retry_rate", "stale_heartbeat_rate", "tokens_per_job", "egress_denied_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if not self.classes():
+            raise ValueError("job_classes must name at least one job class")
         _quantile_shares(0.95, self.p95_ms / 1000.0, JOB_BUCKETS)
         _quantile_shares(0.5, self.approval_median_s, APPROVAL_BUCKETS)
+
+
+    def classes(self) -> list[str]:
+        return [c.strip() for c in self.job_classes.split(",") if c.strip()]
+
+
+STR_SETTINGS = ("policy_hash", "job_classes")
+"""Settings that are text, not numbers."""
+
+# How jobs that pass policy split between the seed's production-policy rules, and the output-safety
+# outcomes: fixed shares, so every ratio a gate takes is exact.
+RULE_SHARES = {("ALLOW", "allow-read-only"): 0.7, ("REQUIRE_APPROVAL", "approval-prod-write"): 0.1,
+               ("ALLOW_WITH_CONSTRAINTS", "constrain-external-egress"): 0.2}
+SAFETY_SHARES = {"ALLOW": 0.94, "REDACT": 0.05, "QUARANTINE": 0.01}
+TIMEOUT_SHARE = 0.001  # of a class's jobs that time out
+TIMEOUT_BUDGETS = (30.0, 900.0, 3600.0)  # seconds, by job class in order (the last repeats)
 
 
 def _quantile_shares(q: float, x: float, buckets: tuple[float, ...]) -> dict[int, float]:
@@ -104,6 +148,7 @@ class Simulator:
         self.policy_bypass = 0.0
         self.critical_bypass = 0.0
         self.duplicates = 0.0
+        self.c: dict[str, float] = {}  # the contract's other counters, by name (see _advance_contract)
 
     def _advance(self, now: float) -> None:
         dt = max(0.0, now - self._last)
@@ -126,6 +171,38 @@ class Simulator:
         self.policy_bypass += r.policy_bypass_rate * dt
         self.critical_bypass += r.critical_bypass_rate * dt
         self.duplicates += r.duplicate_rate * dt
+        self._advance_contract(r, jobs, dt)
+
+    def _add(self, key: str, x: float) -> None:
+        self.c[key] = self.c.get(key, 0.0) + x
+
+    def _advance_contract(self, r: Rates, jobs: float, dt: float) -> None:
+        add = self._add
+        for (decision, rule), share in RULE_SHARES.items():
+            add(f"submit|{decision}|{rule}", jobs * r.submit_policy_coverage * share)
+            add(f"dispatch|{decision}|{rule}", jobs * r.dispatch_policy_coverage * share)
+        add("submit|DENY|deny-destructive-prod", r.deny_rate * dt)
+        add("dispatch|DENY|deny-destructive-prod", 0.0)
+        approvals = r.high_risk_rate * dt
+        add("approvals_requested", approvals)
+        add("approvals_granted", approvals)
+        add("log|true", jobs)
+        add("log|false", r.unlinked_log_rate * dt)
+        add("schema_rejected", r.schema_rejected_rate * dt)
+        add("tool|true", jobs)
+        add("tool|false", r.unvalidated_tool_call_rate * dt)
+        for outcome, share in SAFETY_SHARES.items():
+            add(f"safety|{outcome}", jobs * r.output_safety_coverage * share)
+        add("retry|transient", r.transient_retry_rate * dt)
+        add("retry|terminal", r.terminal_retry_rate * dt)
+        classes = r.classes()
+        for job_class in classes:
+            add(f"timeouts|{job_class}", jobs * TIMEOUT_SHARE / len(classes))
+        stale = r.stale_heartbeat_rate * dt
+        add("heartbeats_stale", stale)
+        add("requeues", stale * r.requeue_ratio)
+        add("tokens", jobs * r.tokens_per_job)
+        add("egress_denied", r.egress_denied_rate * dt)
 
     def set(self, changes: dict[str, Any]) -> Rates:
         """Apply new rates from now on (what happened so far stays counted at the old rates)."""
@@ -137,9 +214,9 @@ class Simulator:
             self._advance(time.time())
             values = dict(self.rates.values)
             values.update({str(k): float(v) for k, v in (changes.get("values") or {}).items()})
-            new = dataclasses.replace(
-                self.rates, **{k: float(v) for k, v in changes.items() if k != "values"}, values=values
-            )
+            settings: dict[str, Any] = {k: (str(v) if k in STR_SETTINGS else float(v))
+                                        for k, v in changes.items() if k != "values"}
+            new = dataclasses.replace(self.rates, **settings, values=values)
             new.check()
             self.rates = new
             return new
@@ -182,9 +259,11 @@ class Simulator:
             fam.add_metric(nv, cumulative, sum_value=total)
             return fam
 
-        jobs = CounterMetricFamily(JOBS, JOBS_HELP, labels=[*labels, "outcome"])
+        classes = self.rates.classes()
+        jobs = CounterMetricFamily(JOBS, JOBS_HELP, labels=[*labels, "outcome", "job_class"])
         for outcome, value in self.jobs.items():
-            jobs.add_metric([*nv, outcome], value)
+            for job_class in classes:
+                jobs.add_metric([*nv, outcome, job_class], value / len(classes))
         yield jobs
         yield histogram("agent_job_seconds", "Job duration.", JOB_BUCKETS, self.job_buckets, self.job_seconds_sum)
         risk = CounterMetricFamily("agent_high_risk_actions", "High-risk actions.", labels=[*labels, "approved"])
@@ -199,10 +278,60 @@ class Simulator:
         yield counter("agent_duplicate_side_effects", "Duplicated external side effects.", self.duplicates)
         yield gauge("agent_approval_backlog_over_sla", "Approvals waiting beyond SLA.", self.rates.backlog_over_sla)
         yield gauge("agent_rollback_drill_passed", "1 if the rollback drill passed.", self.rates.drill_passed)
+        yield from self._contract_families(nv, labels, counter, gauge)
         test = GaugeMetricFamily("agent_test_value", "Free gauges for exact tests.", labels=[*labels, "name"])
         for name, value in sorted(self.rates.values.items()):
             test.add_metric([*nv, name], value)
         yield test
+
+
+    def _contract_families(self, nv: list[str], labels: list[str], counter: Any, gauge: Any) -> Iterator[Metric]:
+        """The rest of the agent metrics contract (docs/agent-metrics.md)."""
+        r, c = self.rates, self.c
+
+        def labelled(kind: type[Metric], name: str, doc: str, keys: list[str],
+                     rows: list[tuple[list[str], float]]) -> Metric:
+            fam = kind(name, doc, labels=[*labels, *keys])  # type: ignore[call-arg]
+            for values, x in rows:
+                fam.add_metric([*nv, *values], x)  # type: ignore[attr-defined]
+            return fam
+
+        decisions = [(k.split("|"), x) for k, x in sorted(c.items()) if k.startswith(("submit|", "dispatch|"))]
+        yield labelled(CounterMetricFamily, "agent_policy_decisions", "Policy decisions, by stage, decision and rule.",
+                       ["stage", "decision", "rule"], decisions)
+        yield labelled(GaugeMetricFamily, "agent_policy_bundle_info", "The policy bundle the agent has loaded.",
+                       ["bundle_hash"], [([r.policy_hash], 1.0)])
+        yield counter("agent_approvals_requested", "Approvals requested.", c.get("approvals_requested", 0.0))
+        yield counter("agent_approvals_granted", "Approvals granted.", c.get("approvals_granted", 0.0))
+        yield gauge("agent_approvals_waiting", "Approval requests not yet decided.", r.approvals_waiting)
+        yield labelled(CounterMetricFamily, "agent_decision_log_records",
+                       "Decision-log records; linked=false lacks the job ID tying request, decision, approver "
+                       "and outcome together.", ["linked"],
+                       [([v], c.get(f"log|{v}", 0.0)) for v in ("true", "false")])
+        yield labelled(CounterMetricFamily, "agent_requests_rejected", "Requests refused at the API boundary.",
+                       ["reason"], [(["schema"], c.get("schema_rejected", 0.0))])
+        yield labelled(CounterMetricFamily, "agent_tool_calls", "Tool calls, by whether their input was validated.",
+                       ["validated"], [([v], c.get(f"tool|{v}", 0.0)) for v in ("true", "false")])
+        yield labelled(CounterMetricFamily, "agent_output_safety", "Output-safety outcomes.", ["outcome"],
+                       [([o], c.get(f"safety|{o}", 0.0)) for o in SAFETY_SHARES])
+        yield labelled(CounterMetricFamily, "agent_retries", "Retries, by error class.", ["error_class"],
+                       [([e], c.get(f"retry|{e}", 0.0)) for e in ("transient", "terminal")])
+        classes = r.classes()
+        yield labelled(CounterMetricFamily, "agent_job_timeouts", "Jobs that ran out of their timeout budget.",
+                       ["job_class"], [([j], c.get(f"timeouts|{j}", 0.0)) for j in classes])
+        budgets = [(["*"], TIMEOUT_BUDGETS[0])] if r.global_timeout else [
+            ([j], TIMEOUT_BUDGETS[min(i, len(TIMEOUT_BUDGETS) - 1)]) for i, j in enumerate(classes)]
+        yield labelled(GaugeMetricFamily, "agent_job_timeout_budget_seconds",
+                       "Timeout budget by job class (job_class=\"*\": one budget for all).", ["job_class"], budgets)
+        yield gauge("agent_dead_letter_depth", "Messages in the dead-letter queue.", r.dead_letter_depth)
+        yield gauge("agent_dead_letter_oldest_age_seconds", "Age of the oldest dead letter.",
+                    r.dead_letter_oldest_age_s)
+        yield counter("agent_worker_heartbeats_stale", "Workers detected with a stale heartbeat.",
+                      c.get("heartbeats_stale", 0.0))
+        yield counter("agent_worker_requeues", "Jobs of stale workers requeued.", c.get("requeues", 0.0))
+        yield counter("agent_cost_tokens", "Model tokens spent.", c.get("tokens", 0.0))
+        yield counter("agent_egress_denied", "Outbound calls refused by the egress allowlist.",
+                      c.get("egress_denied", 0.0))
 
 
 def make_server(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
@@ -260,7 +389,8 @@ def _parser() -> argparse.ArgumentParser:
     defaults = Rates()
     for f in dataclasses.fields(Rates):
         if f.name != "values":
-            ap.add_argument("--" + f.name.replace("_", "-"), type=float, default=getattr(defaults, f.name))
+            ap.add_argument("--" + f.name.replace("_", "-"), type=str if f.name in STR_SETTINGS else float,
+                            default=getattr(defaults, f.name))
     ap.add_argument("--value", action="append", default=[], metavar="NAME=X", help="agent_test_value gauge")
     return ap
 

@@ -12,6 +12,8 @@
 #     etcd-<v>/etcd                       built from go.etcd.io/etcd/server/v3 (wrapper in hack/testenv/etcd)
 #     gateway-api-<v>/*.yaml              standard-channel CRDs from the sigs.k8s.io/gateway-api module
 #     helm-<v>/helm                       built from helm.sh/helm/v3 (packaging tests: helm lint/template)
+#     kube-state-metrics-<v>/kube-state-metrics  built from k8s.io/kube-state-metrics/v2: the
+#                                         deployment facts the checklist judges, as metrics
 #   prometheus, promtool                  Debian package (only if not already on PATH)
 #   lua5.1                                Debian package (only if not already on PATH): the
 #                                         Argo CD health-check tests run their Lua with it
@@ -303,6 +305,21 @@ build_kwok() {
   log "kwok $v: built in $((SECONDS - t0))s"
 }
 
+# --- kube-state-metrics -------------------------------------------------------------------------
+# The checklist's controls that are facts about a deployment (its ServiceAccount, egress
+# NetworkPolicy, Secret ages, owner and runbook annotations) are judged from the metrics this
+# exporter derives from the API server; it runs out of cluster with --kubeconfig.
+build_kube_state_metrics() {
+  local v="${KUBE_STATE_METRICS_VERSION:?missing in hack/versions.env}" dir="$CACHE/kube-state-metrics-$KUBE_STATE_METRICS_VERSION"
+  if [ -x "$dir/kube-state-metrics" ]; then log "kube-state-metrics $v: cached"; return; fi
+  log "kube-state-metrics $v: building (a minute or two on a small machine)"
+  local t0=$SECONDS
+  rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+  (cd "$CACHE" && GOFLAGS= CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath -ldflags="-s -w" "k8s.io/kube-state-metrics/v2@$v")
+  rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  log "kube-state-metrics $v: built in $((SECONDS - t0))s"
+}
+
 ensure_go
 log "cache: $CACHE ($(go env GOVERSION))"
 build_etcd
@@ -313,6 +330,7 @@ install_chromium
 build_kubernetes
 build_kwok
 build_helm
+build_kube_state_metrics
 
 cat <<EOF
 kube-apiserver: $CACHE/kube-apiserver-$KUBERNETES_VERSION/kube-apiserver
@@ -328,3 +346,4 @@ lua5.1:         $(command -v lua5.1)
 chromium:       /usr/bin/chromium
 EOF
 echo "helm:           $CACHE/helm-$HELM_VERSION/helm"
+echo "kube-state-metrics: $CACHE/kube-state-metrics-$KUBE_STATE_METRICS_VERSION/kube-state-metrics"

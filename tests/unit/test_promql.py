@@ -227,7 +227,7 @@ def test_escape_helpers() -> None:
 
 
 def test_known_variables() -> None:
-    assert set(KNOWN_VARIABLES) == {"namespace", "rollout", "stable", "canary", "version", "window"}
+    assert set(KNOWN_VARIABLES) == {"namespace", "rollout", "stable", "canary", "version", "window", "policy"}
 
 
 def test_query_without_variables_is_unchanged() -> None:

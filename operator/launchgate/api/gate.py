@@ -76,6 +76,10 @@ class Blocker(_Spec):
     )
     owner: OwnerRole | None = Field(default=None, description="Which owner to escalate to when this fails.")
     description: str | None = Field(default=None, max_length=1024)
+    control: int | None = Field(
+        default=None, ge=1, le=20,
+        description="The row of the AI Agent Production Deployment Checklist this blocker judges (1-20): "
+        "`launchgate checklist` prints the gate as the checklist's table.")
     freshness: str | None = _duration(
         "How recent the newest sample of the canary's series in `query` must be for its value to count; "
         "older (the canary stopped reporting) is missing data. Defaults to the gate's.", default=None)

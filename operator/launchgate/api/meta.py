@@ -25,7 +25,7 @@ K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 GateDecision = Literal["allow", "block", "hold"]
 RolloutDecision = Literal["promote", "hold", "await_approval", "rollback"]
 MissingDataPolicy = Literal["hold", "fail"]
-OwnerRole = Literal["reliability", "governance", "cost"]
+OwnerRole = Literal["reliability", "governance", "cost", "security", "operations", "compliance"]
 
 
 def _duration(description: str, **kw: Any) -> Any:
@@ -108,6 +108,10 @@ class Owners(_Spec):
     reliability: str | None = Field(default=None, max_length=253)
     governance: str | None = Field(default=None, max_length=253)
     cost: str | None = Field(default=None, max_length=253)
+    # The checklist's other areas, so each of its 20 rows escalates to its own area's owner.
+    security: str | None = Field(default=None, max_length=253)
+    operations: str | None = Field(default=None, max_length=253)
+    compliance: str | None = Field(default=None, max_length=253)
 
 
 class LocalObjectReference(_Spec):

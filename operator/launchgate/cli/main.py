@@ -238,7 +238,7 @@ def _common(f: Any) -> Any:
         click.option("--prometheus", "url", required=True, envvar=env_name("prometheus_url"),
                      help=f"Prometheus base URL [env {env_name('prometheus_url')}]."),
         click.option("--var", "var_items", multiple=True, metavar="NAME=VALUE",
-                     help="Template variable: canary, stable, namespace, rollout (repeatable). Overrides the "
+                     help="Template variable: canary, stable, namespace, rollout, policy (repeatable). Overrides the "
                      "gate's spec.variables; namespace defaults to the gate's metadata.namespace."),
         click.option("--token", envvar=env_name("prometheus_token"), default=None,
                      help=f"Bearer token for Prometheus [env {env_name('prometheus_token')}]."),
@@ -485,6 +485,7 @@ if __name__ == "__main__":
 
 def _register() -> None:
     """Subcommands that live in their own modules, so `launchgate --help` lists them all."""
+    from launchgate.cli.checklist import checklist
     from launchgate.cli.policy import policy
 
     @main.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
@@ -496,6 +497,7 @@ def _register() -> None:
         raise SystemExit(run_main(list(args)))
 
     main.add_command(policy)
+    main.add_command(checklist)
 
 
 _register()

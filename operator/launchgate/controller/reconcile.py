@@ -328,7 +328,7 @@ class Reconciler:
         phase = phases[min(status.phase_index or 0, len(phases) - 1)]
         if active:
             base_vars = {"namespace": ns, "rollout": name, "stable": status.stable_revision or "",
-                         "canary": revision}
+                         "canary": revision, **({"policy": policy_hash} if spec.policy else {})}
             for gname in phase.gates:
                 gates[gname], gobj = self._gate(ns, name, gname, spec, revision, base_vars, people, owners, now)
                 if gobj is not None:

@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-KNOWN_VARIABLES = ("namespace", "rollout", "stable", "canary", "version", "window")
+# `policy` is the hash of the rollout's policy bundle (what an Approval is bound to), so a gate can
+# check that the canary's pods run the policy that was approved.
+KNOWN_VARIABLES = ("namespace", "rollout", "stable", "canary", "version", "window", "policy")
 
 # PromQL's own duration syntax (range selectors accept d, w and y too).
 _DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
