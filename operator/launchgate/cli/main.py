@@ -453,7 +453,18 @@ def backtest(
     (the first allow -> block is where an incident began). Exit status: 0 when the replay ran,
     2 on bad input, an unusable Prometheus or a query that can never succeed, as for check
     (nothing is printed on stdout then).
+
+    A file holding an AgentRollout replays the whole rollout instead (the incident replay drill):
+    its phases, gates and rollback triggers, decided window by window as the operator would have,
+    up to the rollback (its window, trigger and the traffic it removes) or the last phase; --step
+    defaults to the rollout's interval and --var canary=... stable=... name the revisions.
     """
+    from launchgate.cli.drill import backtest_rollout, holds_rollout
+
+    if holds_rollout(path):
+        backtest_rollout(path, name, url, var_items, token, ca_file, insecure_skip_verify, timeout, scrape_interval,
+                         deadline, from_text, to_text, step, output)
+        return
     ends = time.monotonic() + deadline
     try:
         gate, variables = _prepare(path, name, var_items)
