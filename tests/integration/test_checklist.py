@@ -23,13 +23,15 @@ import pytest
 import yaml
 
 from harness import wait_for
+from launchgate.core.hashing import policy_hash
 from launchgate_dev import devenv
 from launchgate_dev.synthetic import SyntheticAgent
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKLIST = REPO / "examples" / "checklist" / "checklist.yaml"
 WINDOW = "10s"
-POLICY = "5eed5eed5e"
+POLICY_TEXT = yaml.safe_load((REPO / "examples" / "production-policy.yaml").read_text())["data"]["policy.yaml"]
+POLICY = policy_hash(POLICY_TEXT)  # what the agents report, and what the operator binds $policy to
 CLASSES = "interactive,batch"
 
 # The knob that breaks each behaviour control on a canary otherwise healthy.
@@ -98,11 +100,14 @@ class Setup:
     gate: Path
 
     def run(self, agent: str = "healthy", canary: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.cli("--var", f"namespace={self.ns}", "--var", f"rollout={agent}",
+                        "--var", f"canary={canary or self.healthy}", "--var", f"stable={self.stable}",
+                        "--var", f"policy={POLICY}")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [launchgate_script(), "checklist", "-f", str(self.gate), "--prometheus", self.prometheus_url,
-             "--var", f"namespace={self.ns}", "--var", f"rollout={agent}", "--var", f"canary={canary or self.healthy}",
-             "--var", f"stable={self.stable}", "--var", f"policy={POLICY}", "--scrape-interval", "2s", "-o", "json"],
-            capture_output=True, text=True, timeout=120)
+             "--scrape-interval", "2s", "-o", "json", *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +124,18 @@ def setup(control_plane: devenv.ControlPlane, prometheus: devenv.PrometheusServe
         docs += [d for d in objects(ns, broken, broken)
                  if not (d["kind"] == "ServiceAccount" and d["metadata"]["name"] == "shared")]
     docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "shared", "namespace": ns}})
+    # The healthy agent as an AgentRollout (no operator runs here: its status is written below as
+    # the operator would have), with the checklist's policy bundle in a ConfigMap.
+    docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "production-policy", "namespace": ns},
+                 "data": {"policy.yaml": POLICY_TEXT}})
+    docs.append({"apiVersion": "launchgate.dev/v1alpha1", "kind": "AgentRollout",
+                 "metadata": {"name": "healthy", "namespace": ns},
+                 "spec": {"template": {"spec": {"containers": [{"name": "agent", "image": "agent:2"}]}},
+                          "trafficRouting": {"replicaRatio": {}},
+                          "policy": {"configMapRef": {"name": "production-policy"}}}})
     control_plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    control_plane.kubectl("patch", "agentrollout", "healthy", "-n", ns, "--subresource=status", "--type=merge",
+                          "-p", json.dumps({"status": {"stableRevision": "stable", "canaryRevision": "healthy"}}))
 
     workdir = tmp_path_factory.mktemp("ksm")
     ksm = devenv.KubeStateMetrics(control_plane.kubeconfig, workdir, namespaces=[ns]).start()
@@ -181,6 +197,21 @@ def test_a_healthy_agent_passes_all_20_rows(setup: Setup) -> None:
     assert code == 0 and len(rows) == 20
     assert all(row["value"] is not None and row["owner"] for row in rows.values()), rows
     assert rows[6]["owner"] == "security-oncall" and rows[13]["owner"] == "sre-oncall"
+
+
+def test_a_rollout_binds_the_checklist_to_its_revisions_and_policy(setup: Setup, kubeconfig: Path) -> None:
+    """--rollout reads the AgentRollout from the API server: its namespace, name, revisions and the
+    hash of its policy bundle, the one the agents report."""
+    def all_pass() -> Any:
+        v = verdict(setup.cli("--rollout", "healthy", "--var", f"namespace={setup.ns}", "--kubeconfig",
+                              str(kubeconfig)))
+        return v if v is not None and v[1] == [] else None
+
+    code, _, rows = wait_for("all 20 rows to pass for the rollout", all_pass, timeout=60)
+    assert code == 0 and rows[4]["value"] == 1
+    missing = setup.cli("--rollout", "no-such-rollout", "--var", f"namespace={setup.ns}", "--kubeconfig",
+                        str(kubeconfig))
+    assert missing.returncode == 2 and "no-such-rollout" in missing.stderr and missing.stdout == "", missing.stderr
 
 
 @pytest.mark.parametrize("control", sorted([*BROKEN_AGENT, *BROKEN_DEPLOYMENT]))

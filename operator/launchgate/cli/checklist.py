@@ -16,8 +16,11 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
 from launchgate.cli.main import (
     EXIT_ALLOW,
@@ -35,7 +38,20 @@ from launchgate.cli.main import (
 from launchgate.core.checklist import Row, checklist_problems, launch_blocked, rows
 from launchgate.core.engine import evaluate
 from launchgate.core.freshness import default_freshness
+from launchgate.core.hashing import policy_hash
 from launchgate.core.promql import TemplateError
+
+
+def _gate_namespace(path: str, name: str | None) -> str | None:
+    """The checklist gate's own namespace, where --rollout looks for the rollout by default."""
+    if path == "-":
+        return None
+    from launchgate.cli.main import load_gates, pick_gate
+
+    try:
+        return pick_gate(load_gates(Path(path).read_text()), name).namespace
+    except OSError:
+        return None
 
 
 def _value(row: Row) -> str:
@@ -64,11 +80,61 @@ def _print_table(name: str, table: Sequence[Row], blocked: list[int]) -> None:
         console.print(f"launch blocked by control(s) {', '.join(map(str, blocked))}", highlight=False)
 
 
+def rollout_variables(name: str, namespace: str, kubeconfig: str | None, context: str | None) -> list[str]:
+    """--var items for an AgentRollout as the operator binds them: its namespace and name, the
+    canary's revision (the stable's when no canary runs: the checklist then judges what serves),
+    the stable's, and its policy's hash, computed from the policy text exactly as the operator
+    mounts it. InputError when the rollout or its policy cannot be read."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    from launchgate import GROUP, VERSION
+    from launchgate.api import AgentRolloutSpec
+
+    try:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+        api = client.ApiClient(cfg)
+        custom: Any = client.CustomObjectsApi(api)
+        obj: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "agentrollouts",
+                                                                         name)
+        spec = AgentRolloutSpec.model_validate(obj.get("spec"))
+        status = obj.get("status") or {}
+        stable = status.get("stableRevision")
+        if not stable:
+            raise InputError(f"--rollout {namespace}/{name}: no stable revision in its status yet")
+        items = [f"namespace={namespace}", f"rollout={name}", f"stable={stable}",
+                 f"canary={status.get('canaryRevision') or stable}"]
+        if spec.policy is not None:
+            if spec.policy.bundle is not None:
+                text = yaml.safe_dump(spec.policy.bundle.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                      sort_keys=True)
+            else:
+                ref = spec.policy.config_map_ref
+                assert ref is not None
+                cm = client.CoreV1Api(api).read_namespaced_config_map(ref.name, namespace)
+                data: dict[str, str] = cm.data or {}
+                if ref.key not in data:
+                    raise InputError(f"--rollout {namespace}/{name}: ConfigMap {ref.name} has no key {ref.key}")
+                text = data[ref.key]
+            items.append(f"policy={policy_hash(text)}")
+        return items
+    except ApiException as e:
+        raise InputError(f"--rollout {namespace}/{name}: {e.status} {e.reason}") from None
+    except config.ConfigException as e:
+        raise InputError(f"--rollout: no usable kubeconfig: {e}") from None
+
+
 @click.command()
 @_common
 @_deadline_option(60.0)
 @click.option("--at", "at_text", default=None, help="Evaluate at this time instead of now (RFC3339 or -1h).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--rollout", "rollout", default=None,
+              help="Judge this AgentRollout: its namespace, name, revisions and policy hash bind the variables "
+              "(--var still overrides). Read from the cluster of --kubeconfig.")
+@click.option("--kubeconfig", default=None, envvar="KUBECONFIG", help="Kubeconfig for --rollout [env KUBECONFIG].")
+@click.option("--context", default=None, help="Kubeconfig context for --rollout.")
 def checklist(
     path: str,
     name: str | None,
@@ -82,13 +148,17 @@ def checklist(
     deadline: float,
     at_text: str | None,
     output: str,
+    rollout: str | None,
+    kubeconfig: str | None,
+    context: str | None,
 ) -> None:
     """Evaluate the checklist for one agent and print its 20 rows.
 
     The file is a LaunchGate whose blockers name the control they judge
     (`control: 1..20`, see examples/checklist/). Bind the agent with
     --var: namespace, rollout (its pods, Secrets, NetworkPolicy),
-    canary and stable (its versions), policy (the approved bundle hash).
+    canary and stable (its versions), policy (the approved bundle hash);
+    or name an AgentRollout with --rollout, which binds them all.
 
     \b
     Exit status:
@@ -98,6 +168,12 @@ def checklist(
     """
     ends = time.monotonic() + deadline
     try:
+        if rollout is not None:
+            given = dict(item.partition("=")[::2] for item in var_items)
+            namespace = given.get("namespace") or _gate_namespace(path, name)
+            if not namespace:
+                raise InputError("--rollout: set --var namespace=... (the gate file names none)")
+            var_items = (*rollout_variables(rollout, namespace, kubeconfig, context), *var_items)
         gate, variables = _prepare(path, name, var_items)
         problems = checklist_problems(gate.spec)
         if problems:
