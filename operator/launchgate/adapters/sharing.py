@@ -221,9 +221,12 @@ class SharedQueries:
         return from_prometheus({"resultType": "vector", "result": answer.series.get(shape.key(variables), [])})
 
     def _shape(self, template: str, variables: Mapping[str, str]) -> Shape | None:
-        # Identity values never change the shape, only whether they are bound at all.
+        # Identity values never change the shape, only whether they are bound at all; other values
+        # ($window, $policy) only when the template uses them, so rollouts with their own policy
+        # still share the queries that do not ask for it.
         key = (template, tuple(sorted((k, bool(v)) if k in IDENTITY_VARIABLES else (k, v)
-                                      for k, v in variables.items())))
+                                      for k, v in variables.items()
+                                      if k in IDENTITY_VARIABLES or f"${k}" in template or f"${{{k}}}" in template)))
         if key not in self._shapes:
             self._shapes[key] = batch_shape(template, variables)
         return self._shapes[key]
