@@ -652,3 +652,12 @@ def test_a_slow_prometheus_is_not_asked_back_to_back() -> None:
         clock.t += 0.5
     assert len(prom.asked) <= 8  # 60 s / 8 s; back to back it would be 14
     assert oldest <= 12.0
+
+
+def test_a_policy_hash_the_template_does_not_use_does_not_split_the_shared_query() -> None:
+    """The operator binds each rollout's own $policy; a template without it is still one query."""
+    prom = FakeProm({("a", "v1"): "1", ("a", "v2"): "2"})
+    shared = SharedQueries(prom, max_age=5.0, clock=Clock())
+    assert shared.query_template(TEMPLATE, {**variables("v1"), "policy": "aaaaaaaaaa"}).value == 1.0
+    assert shared.query_template(TEMPLATE, {**variables("v2"), "policy": "bbbbbbbbbb"}).value == 2.0
+    assert len(prom.asked) == 1
