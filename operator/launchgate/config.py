@@ -19,6 +19,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from launchgate.core.durations import parse_duration
+from launchgate.core.leadership import LeaseTerms
 
 ENV_PREFIX = "LAUNCHGATE_"
 _SECRET = {"prometheus_token", "webhook_url", "webhook_authorization"}  # never echoed in an error
@@ -211,6 +212,29 @@ class Config(BaseSettings):
                     "as it fails, each failure logged: an API server that is down or rebuilding its cache "
                     "never stops the operator. More than `0s`.")
 
+    # ------------------------------------------------------------------ high availability
+    leader_election: bool = _setting(
+        "false",
+        description="Run as one of several replicas: only the holder of a `coordination.k8s.io/v1` Lease "
+                    "decides and writes, the others keep their watches warm and take over when its Lease "
+                    "runs out. The chart and the kustomize manifest turn it on (2 replicas). `false`: this "
+                    "process decides alone, as one replica must.")
+    leader_election_namespace: Annotated[str | None, BeforeValidator(_stripped_optional)] = _setting(
+        None,
+        description="Namespace of the Lease. Unset: the operator pod's own namespace (from its "
+                    "ServiceAccount), or `default` outside a cluster.")
+    leader_election_lease: str = _setting("launchgate", description="Name of the Lease the replicas share.")
+    leader_election_lease_duration: Seconds = _setting(
+        "15s",
+        description="How long a standby waits, after it last saw the leader renew, before it takes the Lease "
+                    "over: the longest time without decisions when the leader dies (client-go's default).")
+    leader_election_renew_deadline: Seconds = _setting(
+        "10s",
+        description="A leader that has not renewed its Lease for this long stops deciding, before a standby "
+                    "may take over. Shorter than the lease duration, longer than the retry period.")
+    leader_election_retry_period: Seconds = _setting(
+        "2s", description="How often each replica tries to take or renew the Lease.")
+
     # ------------------------------------------------------------------ metrics
     metrics_port: Whole = _setting(
         "8000", ge=0, le=65535, description="Port of the operator's `/metrics` endpoint; `0` serves none.")
@@ -273,6 +297,18 @@ class Config(BaseSettings):
             except OSError as e:
                 raise ValueError(f"cannot read {path!r}: {e.strerror}") from None
         return path
+
+    @model_validator(mode="after")
+    def _lease_terms_are_safe(self) -> Config:
+        if self.leader_election and (problems := self.lease_terms.problems()):
+            raise ValueError("LAUNCHGATE_LEADER_ELECTION_LEASE_DURATION, _RENEW_DEADLINE, _RETRY_PERIOD: "
+                             + "; ".join(problems))
+        return self
+
+    @property
+    def lease_terms(self) -> LeaseTerms:
+        return LeaseTerms(self.leader_election_lease_duration, self.leader_election_renew_deadline,
+                          self.leader_election_retry_period)
 
     @model_validator(mode="after")
     def _shared_timeout_covers_a_query(self) -> Config:

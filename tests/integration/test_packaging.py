@@ -150,7 +150,9 @@ def installed(kubeconfig: Path, kustomized: Docs) -> Iterator[None]:
     binding = copy.deepcopy(_one(kustomized, "ClusterRoleBinding", "launchgate-operator"))
     binding["metadata"]["name"] = "launchgate-operator-packaging-test"
     subset = [_one(kustomized, "Namespace", NS), _one(kustomized, "ServiceAccount", SA),
-              _one(kustomized, "ClusterRole", "launchgate-operator"), binding]
+              _one(kustomized, "ClusterRole", "launchgate-operator"), binding,
+              _one(kustomized, "Role", "launchgate-leader-election"),
+              _one(kustomized, "RoleBinding", "launchgate-leader-election")]
     kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(subset))
     kubectl(kubeconfig, "create", "namespace", APP_NS, check=False)
     yield
@@ -190,8 +192,19 @@ def test_kustomize_renders_the_whole_install(kustomized: Docs) -> None:
 def test_the_operator_deployment_is_locked_down(kustomized: Docs, helm_default: Docs) -> None:
     for docs in (kustomized, helm_default):
         deploy = _one(docs, "Deployment", "launchgate-operator")
-        assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"] == {"type": "Recreate"}
+        # Two replicas under leader election: a rolling update or a drain never leaves none.
+        assert deploy["spec"]["replicas"] == 2
+        assert deploy["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+        pdb = _one(docs, "PodDisruptionBudget", "launchgate-operator")
+        assert pdb["spec"]["minAvailable"] == 1
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        assert all(labels.get(k) == v for k, v in pdb["spec"]["selector"]["matchLabels"].items())
         pod = deploy["spec"]["template"]["spec"]
+        (spread,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert spread["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        election = {e["name"]: e for e in pod["containers"][0]["env"] if e["name"].startswith("LAUNCHGATE_LEADER")}
+        assert election["LAUNCHGATE_LEADER_ELECTION"]["value"] == "true"
+        assert election["LAUNCHGATE_LEADER_ELECTION_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
         assert pod["serviceAccountName"] == SA
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 65532
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -247,8 +260,10 @@ def test_helm_installs_the_crds_and_never_the_kustomization(helm_default: Docs) 
 def test_helm_renders_pass_a_server_side_dry_run(kubeconfig: Path, installed: None, helm_default: Docs,
                                                  helm_all_options: Docs) -> None:
     _dry_run_apply(kubeconfig, helm_default)
-    # The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster does not have.
-    _dry_run_apply(kubeconfig, [d for d in helm_all_options if d["kind"] != "ServiceMonitor"])
+    # The ServiceMonitor and the PrometheusRule need the Prometheus Operator's CRDs, which this
+    # cluster does not have; the Grafana dashboard goes to the namespace the options name.
+    kubectl(kubeconfig, "create", "namespace", "monitoring", check=False)
+    _dry_run_apply(kubeconfig, [d for d in helm_all_options if d["kind"] not in ("ServiceMonitor", "PrometheusRule")])
 
 
 def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
@@ -278,6 +293,13 @@ def test_helm_options_reach_the_operator(helm_all_options: Docs) -> None:
     rule = _one(helm_all_options, "PrometheusRule", "launchgate")
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert rule["spec"] == yaml.safe_load((ROOT / "manifests" / "monitoring" / "launchgate.rules.yaml").read_text())
+
+
+def test_helm_and_kustomize_grant_the_same_lease_rights(kustomized: Docs, helm_default: Docs) -> None:
+    for kind in ("Role", "RoleBinding"):
+        h, k = (_one(d, kind, "launchgate-leader-election") for d in (helm_default, kustomized))
+        assert h["metadata"]["namespace"] == k["metadata"]["namespace"] == NS
+        assert h.get("rules") == k.get("rules") and h.get("subjects") == k.get("subjects")
 
 
 def test_helm_and_kustomize_install_the_same_policy(kustomized: Docs, helm_default: Docs) -> None:
@@ -357,6 +379,14 @@ def test_helm_can_switch_off_the_optional_parts(helm: Helm) -> None:
     assert ("ClusterRole", "launchgate-viewer") not in kinds and ("Service", "launchgate-operator-metrics") not in kinds
     assert ("ClusterRole", "launchgate-timeline-retention") not in kinds
     assert ("ClusterRole", "launchgate-operator") in kinds and ("Deployment", "launchgate-operator") in kinds
+    # Without leader election: one replica, replaced with Recreate, no Lease rights, no budget.
+    single = _helm_template(helm, "leaderElection.enabled=false")
+    deploy = _one(single, "Deployment", "launchgate-operator")
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LAUNCHGATE_LEADER_ELECTION"] == "false"
+    assert not {(d["kind"], d["metadata"]["name"]) for d in single} & {
+        ("Role", "launchgate-leader-election"), ("PodDisruptionBudget", "launchgate-operator")}
     # Monitoring objects are opt-in: off by default.
     assert not {k for k in kinds if k[0] == "PrometheusRule" or k[1] == "launchgate-grafana-dashboard"}
 
@@ -403,6 +433,10 @@ ALLOWED = [
     ("update", "httproutes.gateway.networking.k8s.io"),
     ("create", "events"),
     ("create", "events.events.k8s.io"),
+    # Leader election: its own Lease, in its own namespace.
+    ("create", "leases.coordination.k8s.io", "-n", NS),
+    ("get", "leases.coordination.k8s.io/launchgate", "-n", NS),
+    ("update", "leases.coordination.k8s.io/launchgate", "-n", NS),
 ]
 
 DENIED = [
@@ -426,6 +460,9 @@ DENIED = [
     ("escalate", "clusterroles.rbac.authorization.k8s.io"),
     ("impersonate", "users"),
     ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io"),
+    ("update", "leases.coordination.k8s.io/kube-controller-manager", "-n", NS),  # no other Lease
+    ("delete", "leases.coordination.k8s.io/launchgate", "-n", NS),
+    ("create", "leases.coordination.k8s.io"),  # nor in another namespace
 ]
 
 

@@ -46,6 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "webhook_timeout": 5.0,
     "webhook_retries": 3,
     "webhook_queue_size": 256,
+    "leader_election": False,
+    "leader_election_namespace": None,
+    "leader_election_lease": "launchgate",
+    "leader_election_lease_duration": 15.0,
+    "leader_election_renew_deadline": 10.0,
+    "leader_election_retry_period": 2.0,
 }
 
 
@@ -94,6 +100,13 @@ OVERRIDES: list[tuple[str, str, str, Any]] = [
     ("LAUNCHGATE_WEBHOOK_TIMEOUT", "1.5", "webhook_timeout", 1.5),
     ("LAUNCHGATE_WEBHOOK_RETRIES", "0", "webhook_retries", 0),
     ("LAUNCHGATE_WEBHOOK_QUEUE_SIZE", "16", "webhook_queue_size", 16),
+    ("LAUNCHGATE_LEADER_ELECTION", "true", "leader_election", True),
+    ("LAUNCHGATE_LEADER_ELECTION_NAMESPACE", "launchgate-system", "leader_election_namespace", "launchgate-system"),
+    ("LAUNCHGATE_LEADER_ELECTION_NAMESPACE", "", "leader_election_namespace", None),
+    ("LAUNCHGATE_LEADER_ELECTION_LEASE", "lg-shard-0", "leader_election_lease", "lg-shard-0"),
+    ("LAUNCHGATE_LEADER_ELECTION_LEASE_DURATION", "30s", "leader_election_lease_duration", 30.0),
+    ("LAUNCHGATE_LEADER_ELECTION_RENEW_DEADLINE", "5s", "leader_election_renew_deadline", 5.0),
+    ("LAUNCHGATE_LEADER_ELECTION_RETRY_PERIOD", "500ms", "leader_election_retry_period", 0.5),
 ]
 
 
@@ -142,6 +155,9 @@ def test_every_setting_has_an_override_case() -> None:
     ("LAUNCHGATE_WEBHOOK_TIMEOUT", "5s", "not a number"),
     ("LAUNCHGATE_WEBHOOK_RETRIES", "three", "not a whole number"),
     ("LAUNCHGATE_WEBHOOK_QUEUE_SIZE", "0", "greater than or equal to 1"),
+    ("LAUNCHGATE_LEADER_ELECTION", "maybe", "valid boolean"),
+    ("LAUNCHGATE_LEADER_ELECTION_LEASE_DURATION", "15", "invalid duration"),
+    ("LAUNCHGATE_LEADER_ELECTION_RETRY_PERIOD", "soon", "invalid duration"),
 ])
 def test_a_bad_value_is_refused_naming_its_variable(variable: str, text: str, says: str) -> None:
     with pytest.raises(ConfigError) as e:
@@ -266,6 +282,9 @@ def _deployment_env(path: Path) -> list[dict[str, Any]]:
 # The chart's prometheus.url is where the install's Prometheus is (a required value, filled with the
 # Prometheus Operator's usual Service), not a default of the operator's; the manifest sets the same.
 INSTALL_SPECIFIC = {"LAUNCHGATE_PROMETHEUS_URL"}
+# The operator alone decides by itself (`launchgate run`, tests, benchmarks); the chart and the
+# manifest run two replicas, which must elect a leader.
+DEPLOYMENT_SPECIFIC = {"LAUNCHGATE_LEADER_ELECTION"}
 
 
 def test_every_variable_the_chart_sets_is_a_setting_and_its_values_defaults_are_the_operators() -> None:
@@ -283,7 +302,7 @@ def test_every_variable_the_chart_sets_is_a_setting_and_its_values_defaults_are_
         value: Any = values
         for part in key.split("."):
             value = value[part]
-        if variable in INSTALL_SPECIFIC:
+        if variable in INSTALL_SPECIFIC | DEPLOYMENT_SPECIFIC:
             continue
         field = variable.removeprefix("LAUNCHGATE_").lower()
         set_by_chart = Config.load({variable: str(value)})
@@ -297,7 +316,22 @@ def test_every_variable_the_manifest_sets_is_a_setting_at_the_operators_default(
     assert {e["name"] for e in env} <= fields
     default = Config.load({})
     for e in env:
-        if "value" not in e or e["name"] in INSTALL_SPECIFIC:
+        if "value" not in e or e["name"] in INSTALL_SPECIFIC | DEPLOYMENT_SPECIFIC:
             continue
         field = e["name"].removeprefix("LAUNCHGATE_").lower()
         assert getattr(Config.load({e["name"]: str(e["value"])}), field) == getattr(default, field), e
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"LAUNCHGATE_LEADER_ELECTION_RENEW_DEADLINE": "15s"}, "lease duration (15s) must be longer than the renew deadline"),
+    ({"LAUNCHGATE_LEADER_ELECTION_RETRY_PERIOD": "10s"}, "renew deadline (10s) must be longer than the retry period"),
+    ({"LAUNCHGATE_LEADER_ELECTION_RETRY_PERIOD": "0s"}, "retry period must be more than 0s"),
+])
+def test_unsafe_lease_terms_are_refused_when_electing(env: dict[str, str], says: str) -> None:
+    """A standby could otherwise take the Lease over while the holder still decides."""
+    with pytest.raises(ConfigError) as e:
+        Config.load({"LAUNCHGATE_LEADER_ELECTION": "true", **env})
+    [problem] = e.value.problems
+    assert problem.startswith("LAUNCHGATE_LEADER_ELECTION_LEASE_DURATION, _RENEW_DEADLINE, _RETRY_PERIOD: ")
+    assert says in problem
+    assert Config.load(env).leader_election is False  # not electing: the terms are not used

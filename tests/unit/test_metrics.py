@@ -74,6 +74,8 @@ def test_families_are_exported_with_types(served: tuple[OperatorMetrics, str]) -
         "launchgate_status_writes_pending": "gauge",
         "launchgate_api_write_wait_seconds": "counter",
         "launchgate_status_write_failures": "counter",
+        "launchgate_leader": "gauge",
+        "launchgate_fenced_writes": "counter",
     }
     for name in ("launchgate_decisions_total", "launchgate_prometheus_queries_total", "launchgate_api_writes_total",
                  "launchgate_notifications_total", "launchgate_approval_wait_seconds",

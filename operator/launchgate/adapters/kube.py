@@ -315,6 +315,10 @@ def _deployment_problem(conditions: list[dict[str, Any]]) -> str | None:
 REVISION_ANNOTATION = "launchgate.dev/revision"
 
 
+class NotLeading(RuntimeError):
+    """A write refused because this replica is not the leader (see Kube.fence)."""
+
+
 class Kube:
     """Thin, typed verbs over the API, named for what the operator needs rather than for REST."""
 
@@ -340,13 +344,25 @@ class Kube:
         """Set by the operator (LAUNCHGATE_API_WRITE_QPS); every write waits for it."""
         self.status_writer: StatusWriter | None = None
         """Set by the operator (see patch_status_soon); without one (CLI, tests) writes are inline."""
+        self.fence: Callable[[], bool] | None = None
+        """Set by the operator under leader election: asked right before every write, which is
+        refused (NotLeading) unless it answers True. Without one every write goes."""
 
     def _wrote(self) -> None:
-        """Called right before each write: counts it, and waits for the write limit if there is one."""
+        """Called right before each write: refuses it when this replica is not leading, counts it,
+        and waits for the write limit if there is one (then asks the fence again: the wait may have
+        outlasted the leadership)."""
+        self._fenced()
         self.writes += 1
         metrics.observe_api_writes()
         if self.write_limiter is not None:
             metrics.observe_api_write_wait(self.write_limiter.acquire())
+            self._fenced()
+
+    def _fenced(self) -> None:
+        if self.fence is not None and not self.fence():
+            metrics.observe_fenced_write()
+            raise NotLeading("this replica does not hold the leader Lease: the write is not sent")
 
     # ------------------------------------------------------------------ launchgate objects
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -388,14 +404,21 @@ class Kube:
         res = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **kw)
         return list(res.get("items", []))
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Status only, via the subresource: the user's spec (and GitOps' view of it) is never touched."""
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> None:
+        """Status only, via the subresource: the user's spec (and GitOps' view of it) is never touched.
+
+        With `resource_version`, only onto that version of the object (a 409 otherwise): a decision
+        is written only onto the object it was made from, so a replica that lost its leadership
+        while deciding cannot overwrite what the new leader wrote meanwhile."""
         self._wrote()
         key = (plural, namespace, name)
         self._unseen[key] = None  # until the response says which version it made
-        # A dict body is sent as a JSON merge patch by the client.
-        obj = self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
-                                                                {"status": status})
+        # A dict body is sent as a JSON merge patch by the client; a resourceVersion in it is a precondition.
+        body: dict[str, Any] = {"status": status}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        obj = self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
         self._unseen[key] = ((obj or {}).get("metadata") or {}).get("resourceVersion")
 
     def patch_status_soon(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -821,6 +844,8 @@ class StatusWriter:
             (plural, namespace, name), status = item
             try:
                 self._kube.patch_status(plural, namespace, name, status)
+            except NotLeading:
+                pass  # the leader writes its own statuses; counted in launchgate_fenced_writes_total
             except ApiException as e:
                 if e.status != 404:  # deleted meanwhile: nothing to show the status on
                     metrics.observe_status_write_failure()

@@ -277,6 +277,16 @@ class OperatorMetrics:
             "launchgate_status_write_failures_total",
             "LaunchGate status writes that failed (other than the object being gone); the gate's next "
             "pass writes again.", registry=r)
+        self.leader = Gauge(
+            "launchgate_leader",
+            "1 while this replica holds the leader Lease and decides, 0 while it stands by "
+            "(LAUNCHGATE_LEADER_ELECTION); without leader election always 1. Across replicas the sum "
+            "is 1, or 0 during a takeover.", registry=r)
+        self.leader.set(1)
+        self.fenced_writes = Counter(
+            "launchgate_fenced_writes_total",
+            "Writes refused inside the operator because this replica was not leading when it was about "
+            "to send them (a pass that outlived its leadership).", registry=r)
         self.notifications = Counter(
             "launchgate_notifications_total", "Owner notifications by result: sent, failed, dropped.",
             ["result"], registry=r)
@@ -361,6 +371,15 @@ class OperatorMetrics:
             for p in row.approval_phases:
                 _remove(self.approval_wait, ns, rollout, p)
 
+    def forget_rollouts(self) -> None:
+        """Drop every rollout's series (this replica stopped deciding)."""
+        with self._lock:
+            rows = list(self.board.rows.items())
+            self.board.rows.clear()
+            for (ns, rollout), row in rows:
+                for p in row.approval_phases:
+                    _remove(self.approval_wait, ns, rollout, p)
+
     def exposition(self) -> bytes:
         """The text format (0.0.4) of every series: the board's, joined, and the rest's."""
         return generate_latest(self._served) + self.board.text().encode()
@@ -438,6 +457,18 @@ def observe_shared_query(seconds: float) -> None:
 
 def observe_api_writes(n: int = 1) -> None:
     METRICS.observe_api_writes(n)
+
+
+def observe_leading(leading: bool) -> None:
+    """A standby's per-rollout series would be its last leading days' and go stale (and an alert on
+    the last evaluation's age would fire on them): only the leader shows rollouts."""
+    METRICS.leader.set(1 if leading else 0)
+    if not leading:
+        METRICS.forget_rollouts()
+
+
+def observe_fenced_write() -> None:
+    METRICS.fenced_writes.inc()
 
 
 def observe_notification(result: NotificationResult) -> None:

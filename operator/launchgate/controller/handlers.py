@@ -16,6 +16,9 @@ import json
 import logging
 import os
 import re
+import socket
+import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -25,8 +28,17 @@ from pydantic import ValidationError
 
 from launchgate import GROUP, VERSION
 from launchgate.adapters import metrics, notify
-from launchgate.adapters.kube import Kube, Packed, StatusWriter, load_config, slim, write_limiter_for
+from launchgate.adapters.kube import (
+    Kube,
+    NotLeading,
+    Packed,
+    StatusWriter,
+    load_config,
+    slim,
+    write_limiter_for,
+)
 from launchgate.adapters.kube_objects import ROLLOUT
+from launchgate.adapters.leader import LeaseElector
 from launchgate.adapters.prometheus import source_from_config
 from launchgate.adapters.sharing import SharedQueries
 from launchgate.api import AgentRolloutSpec, LaunchGateSpec, validation_message
@@ -144,22 +156,57 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     # Kopf's indexes, handed over by the first watch event (see _observe). Filled in place: each
     # object's handlers get a shallow copy of this memo.
     memo.views = {}
+    memo.elector = _elector(config, api, asyncio.get_running_loop(), lambda: memo.scheduler)
+    leading = memo.elector.leading if memo.elector is not None else None
+    memo.kube.fence = leading
     memo.scheduler = Scheduler(lambda key, entry: _pass(memo, key, entry), concurrency=workers,
-                               gone=lambda key, entry: _gone(memo, key, entry), started=_started)
+                               gone=lambda key, entry: _gone(memo, key, entry), started=_started,
+                               leading=leading, standby_poll=config.leader_election_retry_period)
     memo.scheduler_task = asyncio.create_task(memo.scheduler.run(), name="launchgate-scheduler")
     memo.scheduler_task.add_done_callback(_scheduler_ended)
+    if memo.elector is not None:
+        memo.elector.start()
     port = config.metrics_port
     memo.metrics_server = metrics.METRICS.serve(port, config.metrics_addr) if port else None
     if config.record_retention is not None:
         # The namespaces `launchgate run -n` watches; run by `kopf run`, the memo has none: all.
         sweeper = retention.Retention(memo.kube, config.record_retention, getattr(memo, "namespaces", None) or ())
-        memo.retention_task = asyncio.create_task(retention.run(sweeper), name="launchgate-record-retention")
+        memo.retention_task = asyncio.create_task(retention.run(sweeper, leading), name="launchgate-record-retention")
+
+
+def _elector(config: Config, api: Any, loop: asyncio.AbstractEventLoop,
+             scheduler: Callable[[], Scheduler]) -> LeaseElector | None:
+    """The Lease elector when LAUNCHGATE_LEADER_ELECTION is on. Its identity is the host name (the
+    pod's name in a cluster) and a random suffix, as client-go's, so a restarted pod is a new
+    candidate and never mistakes the Lease of its previous life for its own."""
+    if not config.leader_election:
+        return None
+    namespace = config.leader_election_namespace or _own_namespace()
+    identity = f"{socket.gethostname()}_{uuid.uuid4().hex[:12]}"
+
+    def changed(leading: bool) -> None:
+        if leading:  # from the elector's thread: every object that came due while standing by runs now
+            loop.call_soon_threadsafe(scheduler().kick)
+
+    return LeaseElector(api, namespace, config.leader_election_lease, identity, config.lease_terms, on_change=changed)
+
+
+def _own_namespace() -> str:
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as f:
+            return f.read().strip() or "default"
+    except OSError:
+        return "default"
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "retention_task", None) is not None:
         memo.retention_task.cancel()
+    if getattr(memo, "elector", None) is not None:
+        # Given up before the passes in flight end: their remaining writes are refused, and a
+        # standby takes over at its next attempt rather than a lease duration later.
+        await asyncio.to_thread(memo.elector.stop)
     if getattr(memo, "scheduler_task", None) is not None:
         memo.scheduler_task.cancel()
         with contextlib.suppress(TimeoutError):
@@ -281,9 +328,15 @@ async def gate_event(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> No
 
 async def _pass(memo: kopf.Memo, key: Any, entry: Entry) -> float:
     plural, namespace, name = key
-    if plural == "agentrollouts":
-        return await _rollout_pass(memo, namespace, name, entry)
-    return await _gate_pass(memo, namespace, name, entry)
+    try:
+        if plural == "agentrollouts":
+            return await _rollout_pass(memo, namespace, name, entry)
+        return await _gate_pass(memo, namespace, name, entry)
+    except NotLeading:
+        # Leadership ended during the pass: its remaining writes were not sent. The new leader
+        # decides this object; should this replica lead again, the object is due at once.
+        log.info(json.dumps({"msg": "pass stopped: not leading", "object": f"{plural}/{namespace}/{name}"}))
+        return 1.0
 
 
 def _gate_body(memo: kopf.Memo, namespace: str, name: str) -> dict[str, Any] | None:
@@ -318,6 +371,8 @@ async def _rollout_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry
         # A failing step is retried soon, then less and less often, never later than the interval.
         state["backoff"] = min(backoff * 2, 60.0)
         return min(res.interval, backoff)
+    except NotLeading:
+        raise
     except Exception as e:  # noqa: BLE001 - one rollout's failure must never stop the operator
         log.error(json.dumps({"msg": "reconcile failed", "rollout": f"{namespace}/{name}", "error": repr(e),
                               "detail": str(getattr(e, "body", "") or "")[:2000]}))
@@ -345,6 +400,8 @@ async def _gate_pass(memo: kopf.Memo, namespace: str, name: str, entry: Entry) -
         return float(memo.settings.default_gate_interval)
     try:
         return await asyncio.to_thread(evaluate_standalone, memo, namespace, name, entry.body.unpack())
+    except NotLeading:
+        raise
     except Exception as e:  # noqa: BLE001
         log.error(json.dumps({"msg": "gate evaluation failed", "gate": f"{namespace}/{name}", "error": repr(e)}))
         return float(memo.settings.default_gate_interval)

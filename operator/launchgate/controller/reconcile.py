@@ -477,7 +477,7 @@ class Reconciler:
         # Fields that vanished must be nulled explicitly in a merge patch.
         patch: dict[str, Any] = {k: None for k in old_dump if k not in new_dump}
         patch.update(new_dump)
-        self.kube.patch_status("agentrollouts", ns, name, patch)
+        self.kube.patch_status("agentrollouts", ns, name, patch, obj["metadata"].get("resourceVersion"))
         return True
 
     def _record(self, obj: dict[str, Any], spec: AgentRolloutSpec, out: Outcome, owners: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ import fnmatch
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,11 +94,15 @@ class Retention:
                         f"(LAUNCHGATE_RECORD_RETENTION) deleted: {shown}")
 
 
-async def run(retention: Retention) -> None:
+async def run(retention: Retention, leading: Callable[[], bool] | None = None) -> None:
     """Sweep at once and then every tenth of the retention (see `sweep_every`), for as long as
-    the operator runs. A failed sweep is logged and tried again at the next."""
+    the operator runs. A failed sweep is logged and tried again at the next. Under leader election
+    only the leader sweeps (`leading`)."""
     every = sweep_every(retention.retention)
     while True:
+        if leading is not None and not leading():
+            await asyncio.sleep(min(every, 5.0))
+            continue
         try:
             await asyncio.to_thread(retention.sweep)
         except Exception as e:  # noqa: BLE001 - a failed sweep must never stop the operator

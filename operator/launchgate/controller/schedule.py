@@ -14,6 +14,7 @@ runs it on the event loop with at most `concurrency` passes in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -159,8 +160,14 @@ class Scheduler:
     hands blocking calls to threads."""
 
     def __init__(self, work: Work, concurrency: int, gone: Gone | None = None,
-                 clock: Callable[[], float] = time.monotonic, started: Started | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, started: Started | None = None,
+                 leading: Callable[[], bool] | None = None, standby_poll: float = 1.0) -> None:
+        """`leading`, under leader election: passes start only while it answers True. A standby's
+        agenda still follows every watch event, so when it takes over every object is due at once
+        (its due times passed while it stood by), with no listing to wait for."""
         self.agenda = Agenda()
+        self._leading = leading
+        self._standby_poll = standby_poll
         self._work = work
         self._gone = gone
         self._started = started
@@ -189,9 +196,17 @@ class Scheduler:
         if entry is not None and self._gone is not None:
             self._gone(key, entry)
 
+    def kick(self) -> None:
+        """Look at the agenda now (e.g. leadership was just gained). Event-loop thread only."""
+        self._kick.set()
+
     async def run(self) -> None:
         while True:
             self._kick.clear()
+            if self._leading is not None and not self._leading():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), self._standby_poll)
+                continue
             now = self._clock()
             for key, entry in self.agenda.pop_due(now, self._limit - self._running):
                 self._running += 1
