@@ -76,3 +76,35 @@ def test_a_control_judged_twice_or_none_at_all_is_bad_input() -> None:
     assert checklist_problems(twice) == ["spec.blockers[1].control: control 3 is already judged by blocker 'a'"]
     none = LaunchGateSpec.model_validate({"blockers": [{"name": "a", "query": "x", "target": {"eq": 0}}]})
     assert "no blocker names a checklist control" in checklist_problems(none)[0]
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from launchgate.cli.main import main
+
+    r = CliRunner().invoke(main, list(args))
+    return r.exit_code, r.output
+
+
+def test_the_command_refuses_a_gate_that_is_no_checklist_before_asking_prometheus(tmp_path: Path) -> None:
+    gate = tmp_path / "g.yaml"
+    gate.write_text(yaml.safe_dump({"window": "5m", "blockers": [{"name": "a", "query": "x", "target": {"eq": 0}}]}))
+    code, out = _cli("checklist", "-f", str(gate), "--prometheus", "http://127.0.0.1:9")
+    assert code == 2 and "no blocker names a checklist control" in out
+
+
+def test_the_command_needs_every_variable_of_the_example(tmp_path: Path) -> None:
+    code, out = _cli("checklist", "-f", str(EXAMPLE), "--prometheus", "http://127.0.0.1:9", "--var", "canary=v2",
+                     "--var", "stable=v1", "--var", "rollout=a")
+    assert code == 2 and "$policy" in out and "policy=" in out
+
+
+def test_backtest_of_a_rollout_needs_its_two_revisions(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "launchgate.dev/v1alpha1", "kind": "AgentRollout",
+                                    "metadata": {"name": "r", "namespace": "agents"},
+                                    "spec": {"template": {}, "trafficRouting": {"replicaRatio": {}}}}))
+    code, out = _cli("backtest", "-f", str(path), "--prometheus", "http://127.0.0.1:9", "--from", "-1h",
+                     "--var", "canary=v2")
+    assert code == 2 and "--var stable=..." in out
