@@ -93,7 +93,7 @@ def test_a_low_traffic_healthy_canary_holds_with_the_evidence_then_allows() -> N
     assert b.reason.startswith("not enough evidence: n = 40, 0, interval [0, 0.08762]")
     assert b.n == 40 and b.interval == pytest.approx((0.0, 0.0876216))
     status = b.to_status().model_dump(by_alias=True, exclude_none=True)
-    assert status["n"] == 40 and status["interval"] == pytest.approx([0.0, 0.0876216])
+    assert status["samples"] == 40 and status["interval"] == pytest.approx([0.0, 0.0876216])
     contract = contract_json(spec, res, "g", AT)["blockers"]["error_rate"]
     assert contract["n"] == 40 and contract["waiting"] is True and contract["target_lte"] == 0.01
 

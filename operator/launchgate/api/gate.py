@@ -245,10 +245,12 @@ class BlockerStatus(_Status):
     passed: bool = Field(alias="pass")
     reason: str = Field(default="", max_length=1024)
     owner: str | None = Field(default=None, max_length=253)
-    n: float | None = Field(default=None, json_schema_extra={"nullable": True},
-                            description="The evidence: requests (counts) or samples (judge) of the canary.")
-    baseline_n: float | None = Field(default=None, json_schema_extra={"nullable": True},
-                                     description="The same of the stable version, when compared with it.")
+    # Not `n`: YAML 1.1 readers (the API server's among them) take a key `n` for false.
+    samples: float | None = Field(
+        default=None, json_schema_extra={"nullable": True},
+        description="n, the evidence: the canary's requests (counts) or samples (judge) in the window.")
+    baseline_samples: float | None = Field(default=None, json_schema_extra={"nullable": True},
+                                           description="The same of the stable version, when compared with it.")
     interval: list[float] | None = Field(
         default=None, min_length=2, max_length=2,
         description="[lower, upper] the verdict was read from: of the proportion, of canary - R x stable for "

@@ -57,8 +57,8 @@ def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, n
     blockers = [
         BlockerStatus.model_construct(
             name=b.name, target=b.target, passed=b.passed, reason=b.reason[:1024], value=_shown(b.value),
-            baseline_value=_shown(b.baseline_value), owner=b.owner or None, n=_count(b.n),
-            baseline_n=_count(b.baseline_n), judge=b.judge,
+            baseline_value=_shown(b.baseline_value), owner=b.owner or None, samples=_count(b.n),
+            baseline_samples=_count(b.baseline_n), judge=b.judge,
             interval=[_round(x) for x in b.interval] if b.interval is not None
             and all(math.isfinite(x) for x in b.interval) else None)
         for b in res.blockers

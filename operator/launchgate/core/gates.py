@@ -178,8 +178,8 @@ class BlockerResult:
                 "pass": self.passed,
                 "reason": self.reason[:1024],
                 "owner": self.owner,
-                "n": self.n,
-                "baselineN": self.baseline_n,
+                "samples": self.n,
+                "baselineSamples": self.baseline_n,
                 "interval": list(self.interval) if self.interval is not None else None,
                 "judge": self.judge,
             }
