@@ -297,3 +297,27 @@ def test_models_refuse_nonsense_naming_the_field(blocker: dict[str, Any], field:
 def test_existing_gates_read_as_before() -> None:
     spec = gate({"name": "b", "query": "up", "target": {"gte": 1}})
     assert spec.blockers[0].count_queries() is None and spec.blockers[0].templates() == ["up"]
+
+
+# --------------------------------------------------------------------------- evidence in sight
+
+
+def test_check_backtest_and_status_show_the_evidence() -> None:
+    from datetime import timedelta
+
+    from launchgate.cli import main as cli
+    from launchgate.cli import plugin
+
+    spec = gate(ERROR_RATE)
+    res = engine.evaluate(spec, Source(counts("v2", 0, 40)), VARS, at=AT)
+    b = res.blockers[0]
+    assert cli._evidence_cell(b) == " n = 40 [0, 0.08762]"
+    doc = cli.GateDoc("g", None, spec)
+    out = cli.backtest_json(doc, [(AT, res)], AT, AT, timedelta(minutes=10))
+    assert out["windows"][0]["evidence"]["error_rate"]["n"] == 40
+    assert out["windows"][0]["evidence"]["error_rate"]["waiting"] is True
+    status = b.to_status().model_dump(by_alias=True, exclude_none=True)
+    assert plugin._samples(status) == "40" and plugin._interval(status) == "[0, 0.0876216]"
+    assert plugin._verdict(status) == "[yellow]not yet[/]"
+    judged = {"samples": 20, "baselineSamples": 20, "interval": [150.5, 240.0], "judge": "high", "pass": False}
+    assert plugin._samples(judged) == "20 vs 20" and plugin._interval(judged) == "high [150.5, 240]"
