@@ -186,13 +186,17 @@ def run(canaries: int, seed: int) -> dict[tuple[str, str], Tally]:
     return out
 
 
+def _pct(x: float) -> str:
+    return f"{round(1000 * x) / 10:.1f}%"
+
+
 def table(results: dict[tuple[str, str], Tally], canaries: int) -> str:
     rows = ["| canary | policy | promoted | rolled back | undecided at 2h | median minutes to a decision |",
             "|---|---|---:|---:|---:|---:|"]
     for s in SCENARIOS:
         for pname in POLICIES:
             t = results[(s.name, pname)]
-            pct = [f"{100 * x / canaries:.1f}%" for x in (t.promoted, t.rolled_back, t.undecided)]
+            pct = [_pct(x / canaries) for x in (t.promoted, t.rolled_back, t.undecided)]
             if s.bad:
                 pct[0] = f"**{pct[0]}** false promotion"
             else:
@@ -234,10 +238,10 @@ Python {platform.python_version()}, numpy {np.__version__}, launchgate {launchga
 
 {table(results, canaries)}
 
-Headline: identical canaries falsely rolled back **{h['false_rollback_fixed']:.1%}** with fixed thresholds,
-**{h['false_rollback_evidence']:.1%}** with the evidence-aware gates; canaries with twice the stable's error rate falsely
-promoted **{h['false_promotion_2x_fixed']:.1%}** with fixed thresholds, **{h['false_promotion_2x_evidence']:.1%}** with
-evidence. The price is time: an evidence-aware gate waits for the requests that make it sure, and a canary
+Headline: identical canaries falsely rolled back **{_pct(h['false_rollback_fixed'])}** with fixed thresholds,
+**{_pct(h['false_rollback_evidence'])}** with the evidence-aware gates; canaries with twice the stable's error rate
+falsely promoted **{_pct(h['false_promotion_2x_fixed'])}** with fixed thresholds,
+**{_pct(h['false_promotion_2x_evidence'])}** with evidence (the rest of those are held: undecided after 2 h, or rolled back). The price is time: an evidence-aware gate waits for the requests that make it sure, and a canary
 whose true error rate sits on the target is held rather than promoted or rolled back on a coin toss.
 {MARK_END}
 """
