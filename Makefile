@@ -6,7 +6,7 @@ VENV  ?= .venv
 BIN   := $(VENV)/bin
 export LAUNCHGATE_CACHE ?= $(HOME)/.cache/launchgate
 
-.PHONY: venv crds testenv up down test unit integration lint demo bench clean
+.PHONY: venv crds testenv up down test unit integration lint demo bench bench-decisions clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml devtools/pyproject.toml
@@ -47,6 +47,9 @@ demo: venv testenv    ## a good canary promoted through every phase, a bad one r
 
 bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and benchmarks/results/
 	$(BIN)/python -m launchgate_dev.bench
+
+bench-decisions: venv  ## decision quality of fixed thresholds vs evidence-aware gates (pure logic), into BENCHMARKS.md
+	$(BIN)/python -m launchgate_dev.decision_bench --canaries 2000 --write
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -232,6 +232,7 @@ class Story:
     approved: list[str] = field(default_factory=list)
     request_seen: str | None = None
     turned_bad: bool = False
+    held_for_evidence: str | None = None
     finished: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -245,13 +246,14 @@ class Story:
 
 
 def default_stories() -> list[Story]:
-    """(a) good: 0.6% errors vs stable's 1%, p95 within 5% of stable; (b) bad: 3% errors once at Canary1."""
+    """(a) good: no errors vs stable's 1% at half the stable's requests, p95 within 5% of stable,
+    held for evidence at Canary1 until its requests arrive; (b) bad: 3% errors once at Canary1."""
     return [
         Story("a", "support", "support-agent",
-              "(a) good canary → promoted through every phase, approved by alice and bob",
+              "(a) good canary → held for evidence, then promoted through every phase, approved by alice and bob",
               "registry.example/support-agent:1.1.0",
               stable_rates={"success_rate": 0.99, "p95_ms": 1000.0},
-              canary_rates={"success_rate": 0.994, "p95_ms": 1050.0}),
+              canary_rates={"success_rate": 1.0, "p95_ms": 1050.0, "rps": 10.0}),
         Story("b", "triage", "triage-agent",
               "(b) bad canary → 3× the stable error rate at Canary1, rolled back by its trigger",
               "registry.example/triage-agent:1.1.0",
@@ -469,6 +471,10 @@ class Demo:
 
     def _good(self, s: Story, st: dict[str, Any], now: float) -> None:
         assert self.cp is not None
+        message = st.get("message") or ""
+        if s.held_for_evidence is None and "not enough evidence" in message:
+            s.held_for_evidence = message
+            self.say(f"{s.label}: held at {st.get('phase')}: {message.split('; ', 1)[0][:160]}")
         pending = st.get("pendingApproval") or {}
         if st.get("state") == "AwaitingApproval" and pending.get("requestId"):
             if s.request_seen != pending["requestId"]:
@@ -524,6 +530,8 @@ class Demo:
                 if not ok:
                     problems.append(f"{s.label}: expected Completed with stable = {s.canary_rev}, got phase="
                                     f"{st.get('phase')} state={st.get('state')} stable={st.get('stableRevision')}")
+                if s.held_for_evidence is None:
+                    problems.append(f"{s.label}: never held for evidence at Canary1")
                 promoted = [r for r in self.records if r["_ns"] == s.namespace and r.get("decision") == "promote"]
                 if not any("approved by alice, bob" in r.get("reason", "") for r in promoted):
                     problems.append(f"{s.label}: no promotion records approval by alice and bob")

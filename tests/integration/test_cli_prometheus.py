@@ -466,3 +466,39 @@ def test_backtest_table_shows_why_a_row_holds(prometheus: Any, tmp_path: Path) -
     held = [line for line in r.stdout.splitlines() if " hold " in line]
     assert len(held) == 3, r.stdout
     assert all("no data: empty vector" in line and "no data: NaN" in line for line in held), r.stdout
+
+
+# --------------------------------------------------------------------------- evidence
+
+
+def test_check_and_backtest_show_the_evidence(prometheus: Any, agent: Any, tmp_path: Path) -> None:
+    """A count blocker and a judge against a real Prometheus: check's JSON and backtest's rows say
+    n, the interval and why the blocker holds."""
+    stable = agent(f"s-{uuid.uuid4().hex[:6]}", rps=50, success_rate=0.99, values={"score": 10})
+    canary = agent(f"c-{uuid.uuid4().hex[:6]}", rps=2, success_rate=1.0, values={"score": 10})
+    for a in (stable, canary):
+        wait_for_series(prometheus, a.version)
+    jobs = 'agent_jobs_total{namespace="$namespace",version="$version"'
+    spec = {"window": "1m", "variables": {"canary": canary.version, "stable": stable.version}, "blockers": [
+        {"name": "error_rate", "errors": f'sum(increase({jobs},outcome!="success"}}[$window]))',
+         "total": f"sum(increase({jobs}}}[$window]))", "target": {"lte": 0.01}, "confidence": 0.95},
+        {"name": "score_vs_stable", "query": VALUE,
+         "target": {"judge": {"direction": "either", "step": "1s", "minSamples": 3}}}]}
+    path = tmp_path / "evidence.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "launchgate.dev/v1alpha1", "kind": "LaunchGate",
+                                    "metadata": {"name": "evidence", "namespace": NS}, "spec": spec}))
+    time.sleep(4)  # a few samples of each
+
+    r, _ = run_cli("check", "-f", str(path), "--prometheus", prometheus.url)
+    assert r.returncode == 1 and "not enough evidence" in r.stderr and "a hold is not a pass" in r.stderr, r.stderr
+    doc = json.loads(r.stdout)
+    errors, score = doc["blockers"]["error_rate"], doc["blockers"]["score_vs_stable"]
+    assert errors["waiting"] is True and 0 < errors["n"] < 381 and errors["interval"][0] == 0, errors
+    assert errors["reason"].startswith("not enough evidence: n = "), errors
+    assert score["judge"] == "pass" and score["pass"] is True and score["n"] >= 3, score
+
+    r = subprocess.run([launchgate_script(), "backtest", "-f", str(path), "--prometheus", prometheus.url,
+                        "--from", "-2s", "--step", "1s"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "250"})
+    assert r.returncode == 0, r.stderr
+    assert "not enough evidence" in r.stdout and "n = " in r.stdout and " pass n = " in r.stdout, r.stdout

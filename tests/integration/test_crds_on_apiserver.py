@@ -63,6 +63,24 @@ def _gate(mutate) -> dict:
     return obj
 
 
+def _counts(mutate) -> dict:
+    """A valid count blocker, then `mutate`d."""
+    def change(spec: dict) -> None:
+        b = spec["blockers"][0]
+        b.pop("query")
+        b.update(errors="sum(increase(errors_total[$window]))", total="sum(increase(requests_total[$window]))",
+                 target={"lte": 0.01}, confidence=0.95, minSamples=100)
+        mutate(b)
+    return _gate(change)
+
+
+def _counted(trigger: dict) -> dict:
+    """A rollback trigger without its query, to be given counts."""
+    trigger.pop("query")
+    trigger.pop("baselineQuery", None)
+    return trigger
+
+
 def _rollout(mutate) -> dict:
     obj = copy.deepcopy(ROLLOUT)
     mutate(obj["spec"])
@@ -73,13 +91,44 @@ INVALID = [
     ("two targets", _gate(lambda s: s["blockers"][0].update(target={"gte": 0.9, "lte": 2})),
      ["spec.blockers[0].target", "exactly one of"]),
     ("no target", _gate(lambda s: s["blockers"][0].update(target={})), ["spec.blockers[0].target"]),
-    ("missing query", _gate(lambda s: s["blockers"][0].pop("query")), ["spec.blockers[0].query", "Required"]),
+    ("missing query", _gate(lambda s: s["blockers"][0].pop("query")), ["spec.blockers[0].query", "needs query"]),
     ("empty query", _gate(lambda s: s["blockers"][0].update(query="")), ["spec.blockers[0].query"]),
     ("malformed window", _gate(lambda s: s.update(window="ten minutes")), ["spec.window"]),
     ("zero window", _gate(lambda s: s.update(window="0s")), ["spec.window", "positive duration"]),
     ("bad missing-data policy", _gate(lambda s: s.update(onMissingData="promote")), ["spec.onMissingData"]),
     ("duplicate blockers", _gate(lambda s: s["blockers"].append(dict(s["blockers"][0]))),
      ["spec.blockers", "unique"]),
+    # Evidence: counts, confidence, minSamples, the judge.
+    ("count blocker without total", _counts(lambda b: b.pop("total")),
+     ["spec.blockers[0].total", "needs total beside successes or errors"]),
+    ("count blocker without events", _counts(lambda b: b.pop("errors")),
+     ["spec.blockers[0].successes", "needs successes or errors beside total"]),
+    ("successes and errors", _counts(lambda b: b.update(successes="sum(ok)")),
+     ["spec.blockers[0].errors", "exactly one of successes, errors"]),
+    ("query and counts", _counts(lambda b: b.update(query="up")), ["spec.blockers[0].query", "exclusive"]),
+    ("confidence 1", _counts(lambda b: b.update(confidence=1)), ["spec.blockers[0].confidence", "less than 1"]),
+    ("confidence 0", _counts(lambda b: b.update(confidence=0)), ["spec.blockers[0].confidence", "greater than 0"]),
+    ("confidence 1.5", _counts(lambda b: b.update(confidence=1.5)), ["spec.blockers[0].confidence"]),
+    ("minSamples 0", _counts(lambda b: b.update(minSamples=0)),
+     ["spec.blockers[0].minSamples", "greater than or equal to 1"]),
+    ("confidence on a plain query", _gate(lambda s: s["blockers"][0].update(confidence=0.95)),
+     ["spec.blockers[0].confidence", "needs counts"]),
+    ("confidence with eq", _counts(lambda b: b.update(target={"eq": 0.01})),
+     ["spec.blockers[0].target", "compared with gte, lte"]),
+    ("judge confidence 1", _gate(lambda s: s["blockers"][0].update(target={"judge": {"confidence": 1}})),
+     ["spec.blockers[0].target.judge.confidence"]),
+    ("judge bad direction", _gate(lambda s: s["blockers"][0].update(target={"judge": {"direction": "up"}})),
+     ["spec.blockers[0].target.judge.direction"]),
+    ("judge on counts", _counts(lambda b: b.update(target={"judge": {}})),
+     ["spec.blockers[0].query", "a judge compares the samples of query"]),
+    ("trigger counts without total", _rollout(lambda s: _counted(s["phases"][1]["rollbackTriggers"][0]).update(
+        errors="sum(err)", confidence=0.95)),
+     ["spec.phases[1].rollbackTriggers[0].total", "needs total"]),
+    ("trigger confidence 1", _rollout(lambda s: _counted(s["phases"][1]["rollbackTriggers"][0]).update(
+        errors="sum(err)", total="sum(all)", confidence=1)),
+     ["spec.phases[1].rollbackTriggers[0].confidence"]),
+    ("trigger threshold and judge", _rollout(lambda s: s["phases"][1]["rollbackTriggers"][0].update(judge={})),
+     ["spec.phases[1].rollbackTriggers[0]", "exactly one of above, below, judge"]),
     ("weight 150", _rollout(lambda s: s["phases"][1].update(weight=150)), ["spec.phases[1].weight"]),
     ("decreasing weights", _rollout(lambda s: s["phases"][2].update(weight=3)),
      ["spec.phases", "must not decrease"]),
@@ -130,3 +179,17 @@ def test_timeline_records_and_approvals_are_immutable(kubeconfig: Path, ns: str)
     edit = kubectl(kubeconfig, "patch", "decisionrecord", "rec-1", "-n", ns, "--type=merge",
                    "-p", '{"spec": {"decision": "promote"}}', check=False)
     assert edit.returncode != 0 and "immutable" in edit.stderr, edit.stderr
+
+
+def test_evidence_gates_and_triggers_are_accepted(kubeconfig: Path, ns: str) -> None:
+    gate = _counts(lambda b: None)
+    gate["metadata"]["name"] = "evidence"
+    gate["spec"]["blockers"].append({"name": "latency", "query": "p95", "target": {"judge": {
+        "direction": "higherIsBad", "confidence": 0.99, "tolerance": 50, "step": "30s", "minSamples": 10}}})
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(gate))
+    rollout = _rollout(lambda s: s["phases"][1]["rollbackTriggers"].extend([
+        {"name": "errors-significant", "errors": "sum(err)", "total": "sum(all)", "confidence": 0.95,
+         "above": {"baselineRatio": 1}, "for": "2m"},
+        {"name": "latency-judge", "query": "p95", "judge": {"direction": "higherIsBad"}, "for": "10m"}]))
+    rollout["metadata"]["name"] = "evidence"
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(rollout))

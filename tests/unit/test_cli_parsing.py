@@ -55,7 +55,7 @@ def test_bare_spec_takes_the_default_name() -> None:
 def test_multi_document_file_skips_other_kinds() -> None:
     text = (ROOT / "examples" / "launchgates.yaml").read_text() + "\n---\n" + "kind: AgentRollout\nspec: {}\n"
     gates = load_gates(text)
-    assert [g.name for g in gates] == ["replay", "canary1", "canary2", "general"]
+    assert [g.name for g in gates] == ["replay", "canary1", "canary2", "general", "canary1-evidence"]
     assert pick_gate(gates, "canary2").name == "canary2"
     with pytest.raises(InputError, match="pick one with --name"):
         pick_gate(gates, None)

@@ -270,3 +270,21 @@ def test_metrics_are_not_gzipped_even_when_asked(served: tuple[OperatorMetrics, 
         assert resp.headers.get("Content-Encoding") is None
         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         assert b"# TYPE launchgate_decisions_total counter" in resp.read()
+
+
+@pytest.mark.parametrize(("target", "base", "comparison", "number"), [
+    ({"gte": 0.99}, None, "gte", 0.99), ({"lte": 1200}, None, "lte", 1200.0), ({"eq": 0}, None, "eq", 0.0),
+    ({"lteBaselineRatio": 1.2}, 1000.0, "lte", 1200.0), ({"gteBaselineRatio": 0.5}, 0.9, "gte", 0.45),
+    ({"judge": {"direction": "higherIsBad"}}, None, "", None),  # a judge compares samples: no number to draw
+])
+def test_blocker_targets_are_read_from_what_the_gate_engine_writes(target: dict[str, object], base: float | None,
+                                                                  comparison: str, number: float | None) -> None:
+    """The blocker gauges parse describe_target's text: a change of that text must fail here, not
+    make launchgate_blocker_target vanish silently."""
+    from launchgate.api import Target
+    from launchgate.core.gates import describe_target
+    text = describe_target(Target.model_validate(target))
+    res = GateResult("hold", [BlockerResult("b", text, 1.0, base, False, "")], "0/1")
+    (point,) = blocker_points({"g": res})
+    assert point.comparison == comparison
+    assert point.target == pytest.approx(number) if number is not None else point.target is None

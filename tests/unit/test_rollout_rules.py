@@ -36,7 +36,7 @@ def test_the_rules_in_their_order() -> None:
         "first_revision", "finalize_promotion", "reverted_to_stable", "steady_on_stable", "stable_missing",
         "new_revision", "rolling_back_settles", "degraded_waits_for_retry", "abort_requested", "trigger_fired",
         "replay_failed", "promote_requested", "canary_pods", "paused", "replay_running", "gates_block",
-        "gates_lack_data", "minimum_duration", "approval", "traffic_judged_long_enough", "all_gates_pass"]
+        "gates_lack_data", "gates_wait_for_evidence", "minimum_duration", "approval", "traffic_judged_long_enough", "all_gates_pass"]
 
 
 def test_first_revision() -> None:

@@ -205,6 +205,14 @@ class SharedQueries:
     def query_raw(self, promql: str, at: datetime | None = None) -> RawResponse:
         return self.source.query_raw(promql, at)
 
+    def query_range_raw(self, promql: str, start: datetime, end: datetime, step: float) -> RawResponse:
+        """Range queries (a judge's samples, a count trigger's steps) are asked per rollout."""
+        ranged = getattr(self.source, "query_range_raw", None)
+        if ranged is None:
+            return RawResponse(error="query error: this metrics source cannot run range queries")
+        raw: RawResponse = ranged(promql, start, end, step)
+        return raw
+
     def query_template(self, template: str, variables: Mapping[str, str], at: datetime | None = None,
                        max_age: float | None = None) -> QueryResult:
         """The answer to `template` rendered with `variables`; `max_age` (capped at the source's)

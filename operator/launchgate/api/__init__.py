@@ -10,6 +10,8 @@ package re-exports them so callers import from `launchgate.api`.
 from launchgate.api.gate import (
     Blocker,
     BlockerStatus,
+    Judge,
+    JudgeDirection,
     LaunchGateSpec,
     LaunchGateStatus,
     Target,
@@ -79,6 +81,8 @@ __all__ = [
     "LocalObjectReference",
     "ConfigMapKeyReference",
     "Target",
+    "Judge",
+    "JudgeDirection",
     "Blocker",
     "LaunchGateSpec",
     "BlockerStatus",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from launchgate.api.gate import Judge, _blocker_rules, count_problems
 from launchgate.api.meta import (
     _CONDITIONS,
     K8S_NAME_PATTERN,
@@ -45,32 +46,70 @@ class Threshold(_Spec):
         return self
 
 
-class RollbackTrigger(_Spec):
-    """A condition that must hold for the whole `for` duration, judged from Prometheus data."""
+def _trigger_rules() -> list[dict[str, str]]:
+    rules = [r for r in _blocker_rules() if "target" not in r["rule"]]
+    return [
+        {"rule": "[has(self.above), has(self.below), has(self.judge)].filter(x, x).size() == 1",
+         "message": "exactly one of above, below, judge must be set"},
+        *[{**r, "message": r["message"].replace("blocker", "trigger")} for r in rules],
+        {"rule": "!has(self.judge) || has(self.query)",
+         "message": "a judge compares the samples of query: set query", "fieldPath": ".query"},
+    ]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "[has(self.above), has(self.below)].filter(x, x).size() == 1",
-                    "message": "exactly one of above, below must be set",
-                }
-            ]
-        }
-    )
+
+class RollbackTrigger(_Spec):
+    """A condition that must hold for the whole `for` duration, judged from Prometheus data.
+
+    `above`/`below` a threshold at every `step` of `for`, from `query`, or from counts (`errors` or
+    `successes`, and `total`): with `confidence`, a step holds only when the proportion is above
+    (below) the threshold with that confidence. Or `judge`: the canary's samples over `for`
+    compared with the stable's; fires when the judge finds the bad direction (never on nodata)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _trigger_rules()})  # type: ignore[dict-item]
 
     name: str = Field(max_length=63, pattern=NAME_PATTERN)
-    query: str = Field(min_length=1, max_length=8192)
+    query: str | None = Field(default=None, min_length=1, max_length=8192)
     baseline_query: str | None = Field(default=None, min_length=1, max_length=8192)
+    successes: str | None = Field(default=None, min_length=1, max_length=8192,
+                                  description="Successful requests over each step's range, for a proportion.")
+    errors: str | None = Field(default=None, min_length=1, max_length=8192,
+                               description="Failed requests over each step's range, for a proportion.")
+    total: str | None = Field(default=None, min_length=1, max_length=8192,
+                              description="All requests over each step's range, for a proportion.")
+    confidence: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="For counts: a step holds only when the proportion is beyond the threshold with this "
+        "confidence (Wilson interval; MOVER for a baselineRatio).")
+    min_samples: int | None = Field(default=None, ge=1,
+                                    description="For counts: a step with a smaller total never holds.")
     above: Threshold | None = None
     below: Threshold | None = None
-    for_: str = _duration("How long the condition must hold before the trigger fires.", default="1m", alias="for")
-    step: str | None = _duration("Resolution at which `for` is judged; defaults to the scrape-friendly 15s.", default=None)
+    judge: Judge | None = None
+    for_: str = _duration("How long the condition must hold before the trigger fires (for a judge: the "
+                          "samples compared).", default="1m", alias="for")
+    step: str | None = _duration("Resolution at which `for` is judged; defaults to the scrape-friendly 15s "
+                                 "(for a judge: its own step).", default=None)
 
     @model_validator(mode="after")
     def _one(self) -> RollbackTrigger:
-        exactly_one(self, "above", "below")
+        exactly_one(self, "above", "below", "judge")
+        problem = count_problems(self)
+        if problem is None and self.judge is not None and self.query is None:
+            problem = "query: a judge compares the samples of query: set query"
+        if problem is None and self.baseline_query is not None and self.query is None:
+            problem = "baselineQuery: baselineQuery goes with query"
+        if problem is not None:
+            raise ValueError(problem.replace("blocker", "trigger"))
         return self
+
+    def count_queries(self) -> tuple[str, str] | None:
+        events = self.successes if self.successes is not None else self.errors
+        return (events, self.total) if events is not None and self.total is not None else None
+
+    @property
+    def evidence(self) -> bool:
+        """Judged from range queries in launchgate (counts or a judge), not inside Prometheus."""
+        return self.judge is not None or self.count_queries() is not None
 
 
 class ReplaySpec(_Spec):

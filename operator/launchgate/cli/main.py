@@ -34,7 +34,7 @@ from launchgate.core.durations import parse_duration
 from launchgate.core.engine import CALLER_VARIABLES, evaluate, render_gate
 from launchgate.core.engine import backtest as run_backtest
 from launchgate.core.freshness import default_freshness
-from launchgate.core.gates import GateResult, contract_json, spec_problems
+from launchgate.core.gates import BlockerResult, GateResult, contract_json, spec_problems
 from launchgate.core.promql import TemplateError
 
 EXIT_ALLOW, EXIT_BLOCK, EXIT_BAD_INPUT = 0, 1, 2
@@ -379,12 +379,25 @@ def backtest_json(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]], st
                 "failing": r.failing,
                 "missing": r.missing,
                 "values": r.values(),
+                "evidence": {b.name: b.evidence() for b in r.blockers if b.evidence()},
                 "message": r.message,
             }
             for t, r in rows
         ],
         "transitions": transitions(rows),
     }
+
+
+def _evidence_cell(b: BlockerResult) -> str:
+    """' n = 40 [0, 0.088]': the evidence beside a value, for blockers that have it."""
+    out = ""
+    if b.judge is not None:
+        out += f" {b.judge}"
+    if b.n is not None:
+        out += f" n = {b.n:.0f}" + (f" vs {b.baseline_n:.0f}" if b.baseline_n is not None else "")
+    if b.interval is not None:
+        out += f" [{b.interval[0]:.4g}, {b.interval[1]:.4g}]"
+    return out
 
 
 def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> None:
@@ -409,6 +422,10 @@ def _print_table(gate: GateDoc, rows: Sequence[tuple[datetime, GateResult]]) -> 
                 cells.append(f"[red]— {why} ✗[/red]" if b.blocking else f"[yellow]— {why}[/yellow]")
                 continue
             v = "—" if b.value is None else f"{b.value:.6g}"
+            v += _evidence_cell(b)
+            if b.waiting:
+                cells.append(f"[yellow]{v} (not enough evidence)[/yellow]")
+                continue
             cells.append(v if b.passed else f"[red]{v} ✗[/red]")
         table.add_row(t.strftime("%Y-%m-%d %H:%M:%S"), f"[{style[r.decision]}]{r.decision}[/]", r.passing, *cells)
     console = Console()

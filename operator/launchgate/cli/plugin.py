@@ -122,11 +122,11 @@ def status(make: Any, rollout: str) -> None:
             console.print(f"[red]gate {g}: {e.message}[/]")
             continue
         t = Table(title=f"gate {g}: {gs.get('decision', '-')} ({gs.get('passing', '-')})", title_justify="left")
-        for col in ("blocker", "target", "value", "baseline", "pass", "reason"):
+        for col in ("blocker", "target", "value", "baseline", "n", "interval", "pass", "reason"):
             t.add_column(col)
         for b in gs.get("blockers", []):
             t.add_row(b["name"], b.get("target", ""), _num(b.get("value")), _num(b.get("baselineValue")),
-                      "[green]yes[/]" if b.get("pass") else "[red]no[/]", b.get("reason", ""))
+                      _samples(b), _interval(b), _verdict(b), b.get("reason", ""))
         console.print(t)
 
     pending = st.get("pendingApproval")
@@ -142,6 +142,28 @@ def status(make: Any, rollout: str) -> None:
         for h in hist[-8:]:
             t.add_row(h.get("at", ""), h.get("decision", ""), h.get("phase", ""), h.get("reason", ""))
         console.print(t)
+
+
+def _samples(b: dict[str, Any]) -> str:
+    """n of the canary (and of the stable, when compared with it)."""
+    if b.get("samples") is None:
+        return "-"
+    n = _num(b["samples"])
+    return n if b.get("baselineSamples") is None else f"{n} vs {_num(b['baselineSamples'])}"
+
+
+def _interval(b: dict[str, Any]) -> str:
+    iv = b.get("interval")
+    shown = f"[{_num(iv[0])}, {_num(iv[1])}]" if isinstance(iv, list) and len(iv) == 2 else "-"
+    return f"{b['judge']} {shown}" if b.get("judge") else shown
+
+
+def _verdict(b: dict[str, Any]) -> str:
+    if b.get("pass"):
+        return "[green]yes[/]"
+    if str(b.get("reason", "")).startswith("not enough evidence"):
+        return "[yellow]not yet[/]"
+    return "[red]no[/]"
 
 
 def _num(v: Any) -> str:

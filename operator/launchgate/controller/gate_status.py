@@ -56,8 +56,11 @@ def gate_status(spec: LaunchGateSpec, res: GateResult, generation: int | None, n
     """The status of an evaluated gate: its decision, each blocker's value against its target."""
     blockers = [
         BlockerStatus.model_construct(
-            name=b.name, target=b.target, passed=b.passed, reason=b.reason, value=_shown(b.value),
-            baseline_value=_shown(b.baseline_value), owner=b.owner or None)
+            name=b.name, target=b.target, passed=b.passed, reason=b.reason[:1024], value=_shown(b.value),
+            baseline_value=_shown(b.baseline_value), owner=b.owner or None, samples=_count(b.n),
+            baseline_samples=_count(b.baseline_n), judge=b.judge,
+            interval=[_round(x) for x in b.interval] if b.interval is not None
+            and all(math.isfinite(x) for x in b.interval) else None)
         for b in res.blockers
     ]
     message = res.message + (f" (rollout {rollout}, revision {revision})" if rollout else "")
@@ -112,3 +115,8 @@ def _shown(v: float | None) -> float | None:
 def _round(v: float) -> float:
     """Four significant digits: enough to judge a gate, few enough that noise is not a status write."""
     return float(f"{v:.4g}")
+
+
+def _count(v: float | None) -> float | None:
+    """A count of requests or samples: to a tenth (increase() extrapolates, so counts are fractional)."""
+    return round(v, 1) if v is not None and math.isfinite(v) else None

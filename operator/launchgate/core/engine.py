@@ -11,10 +11,12 @@ and baseline sides of a blocker that does not use $version) share it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from launchgate.api import Blocker, LaunchGateSpec, RollbackTrigger
+from launchgate.core.durations import parse_duration
+from launchgate.core.evidence import MAX_JUDGE_SAMPLES
 from launchgate.core.freshness import (
     DEFAULT_SCRAPE_INTERVAL,
     blocker_freshness,
@@ -24,15 +26,24 @@ from launchgate.core.freshness import (
     stale_reason,
 )
 from launchgate.core.gates import (
+    QUERY_ERROR,
     TEMPLATE_ERROR,
+    Counts,
     GateResult,
     QueryResult,
+    RawResponse,
+    Samples,
+    StepCounts,
     TriggerResult,
     evaluate_gate,
+    evidence_trigger_verdict,
     interpret_trigger,
     is_ratio,
+    judge_trigger_verdict,
+    samples_from_matrix,
     sustained_trigger_query,
     trigger_needs_baseline,
+    trigger_window,
 )
 from launchgate.core.promql import KNOWN_VARIABLES, TemplateError, UnboundVariable, render
 from launchgate.core.protocols import MetricsSource
@@ -93,11 +104,24 @@ def _render_sides(query: str, baseline_query: str | None, variables: Mapping[str
     return canary, baseline
 
 
+def _compares_stable(blocker: Blocker) -> bool:
+    """Does the blocker ask its queries for the stable version too (a baseline ratio, a judge)?"""
+    return is_ratio(blocker.target) or blocker.target.judge is not None
+
+
 def render_blocker(blocker: Blocker, variables: Mapping[str, str]) -> BlockerQueries:
-    """Render one blocker's queries; TemplateError names the blocker and the variable."""
+    """Render one blocker's queries; TemplateError names the blocker and the variable. For counts,
+    `canary` and `baseline` are the total's; the events query is rendered (and checked) too."""
     try:
-        baseline_query = (blocker.baseline_query or blocker.query) if is_ratio(blocker.target) else None
-        canary, baseline = _render_sides(blocker.query, baseline_query, variables)
+        counts = blocker.count_queries()
+        if counts is not None:
+            for template in counts:
+                canary, baseline = _render_sides(template, template if _compares_stable(blocker) else None,
+                                                 variables)
+        else:
+            query = blocker.query or ""
+            baseline_query = (blocker.baseline_query or query) if _compares_stable(blocker) else None
+            canary, baseline = _render_sides(query, baseline_query, variables)
     except TemplateError as e:
         raise TemplateError(f"blocker {blocker.name}: {e}") from None
     return BlockerQueries(blocker.name, canary, baseline)
@@ -107,6 +131,40 @@ def render_gate(spec: LaunchGateSpec, variables: Mapping[str, str]) -> list[Bloc
     """All of a gate's queries, or TemplateError: the CLI's up-front check for bad input."""
     v = gate_variables(spec, variables)
     return [render_blocker(b, v) for b in spec.blockers]
+
+
+@dataclass
+class _Asked:
+    """The answers of a gate's blockers, by kind of blocker."""
+
+    canary: dict[str, QueryResult] = field(default_factory=dict)
+    baseline: dict[str, QueryResult] = field(default_factory=dict)
+    counts: dict[str, Counts] = field(default_factory=dict)
+    samples: dict[str, Samples] = field(default_factory=dict)
+
+    def blocker(self, b: Blocker, v: Mapping[str, str], ask: Callable[..., QueryResult], source: MetricsSource,
+                at: datetime | None, window: str) -> None:
+        try:
+            q = render_blocker(b, v)
+        except TemplateError as e:
+            broken = QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}")
+            self.canary[b.name] = broken
+            self.counts[b.name] = Counts(broken, broken, broken, broken)
+            self.samples[b.name] = Samples(missing=broken.missing)
+            return
+        pair = b.count_queries()
+        if b.target.judge is not None:
+            self.samples[b.name] = _samples(b, source, v, at, b.target.judge.step, window)
+        elif pair is not None:
+            events, total = pair
+            c = Counts(ask(events, _bind(v, "canary")), ask(total, _bind(v, "canary")))
+            if q.baseline is not None:
+                c = Counts(c.events, c.total, ask(events, _bind(v, "stable")), ask(total, _bind(v, "stable")))
+            self.counts[b.name] = c
+        else:
+            self.canary[b.name] = ask(b.query or "", _bind(v, "canary"), q.canary)
+            if q.baseline is not None:
+                self.baseline[b.name] = ask(b.baseline_query or b.query or "", _bind(v, "stable"), q.baseline)
 
 
 def evaluate(
@@ -135,26 +193,67 @@ def evaluate(
                 else source.query(promql, at)
         return cache[promql]
 
-    canary: dict[str, QueryResult] = {}
-    baseline: dict[str, QueryResult] = {}
+    asked = _Asked()
     for b in spec.blockers:
-        try:
-            q = render_blocker(b, v)
-        except TemplateError as e:
-            canary[b.name] = QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}")
-            continue
-        canary[b.name] = ask(b.query, _bind(v, "canary"), q.canary)
-        if q.baseline is not None:
-            baseline[b.name] = ask(b.baseline_query or b.query, _bind(v, "stable"), q.baseline)
-    result = evaluate_gate(spec, canary, baseline)
+        asked.blocker(b, v, ask, source, at, spec.window)
+    canary, baseline, counts, samples = asked.canary, asked.baseline, asked.counts, asked.samples
+    result = evaluate_gate(spec, canary, baseline, counts, samples)
     default = freshness if freshness is not None else default_freshness(DEFAULT_SCRAPE_INTERVAL)
+    stale = _stale_blockers(spec, result, default, lambda t: ask(t, _bind(v, "canary")))
+    if not stale:
+        return result
+    stale_counts = {name: Counts(r, r) for name, r in stale.items()}
+    stale_samples = {name: Samples(missing=r.missing) for name, r in stale.items()}
+    return evaluate_gate(spec, {**canary, **stale}, baseline, {**counts, **stale_counts},
+                         {**samples, **stale_samples})
+
+
+def _range_times(at: datetime | None, window: str, step: str) -> tuple[datetime, datetime, float]:
+    """(start, end, step seconds) of the range query that samples `window` every `step`, ending at
+    `at` (None: now). The judge keeps at most MAX_JUDGE_SAMPLES samples, so the step widens on a
+    long window."""
+    end = at or datetime.now(UTC)
+    length, every = parse_duration(window), parse_duration(step)
+    every = max(every, length / MAX_JUDGE_SAMPLES)
+    steps = max(1, int(length // every))
+    return end - timedelta(seconds=every * (steps - 1)), end, every
+
+
+def range_query(source: MetricsSource, promql: str, start: datetime, end: datetime, step: float) -> RawResponse:
+    """A range query through `source`, or why it cannot ask one (missing data, never a crash)."""
+    ranged = getattr(source, "query_range_raw", None)
+    if ranged is None:
+        return RawResponse(error=f"{QUERY_ERROR}: this metrics source cannot run range queries")
+    raw: RawResponse = ranged(promql, start, end, step)
+    return raw
+
+
+def _samples(b: Blocker, source: MetricsSource, variables: Mapping[str, str], at: datetime | None,
+             step: str, window: str) -> Samples:
+    """A judge's samples: its query at every step of the window, for the canary and for the stable."""
+    start, end, every = _range_times(at, window, step)
+    query = b.query or ""
+    sides: list[list[float]] = []
+    for version_of, template in (("canary", query), ("stable", b.baseline_query or query)):
+        values, missing = samples_from_matrix(range_query(source, render(template, _bind(variables, version_of)),
+                                                          start, end, every))
+        if missing is not None:
+            side = "" if version_of == "canary" else "stable: "
+            return Samples(missing=f"{side}{missing}")
+        sides.append(values)
+    return Samples(sides[0], sides[1])
+
+
+def _stale_blockers(spec: LaunchGateSpec, result: GateResult, default: float,
+                    ask: Callable[[str], QueryResult]) -> dict[str, QueryResult]:
+    """The passing blockers whose canary data is not fresh, as missing data with the reason."""
     stale: dict[str, QueryResult] = {}
     for b, r in zip(spec.blockers, result.blockers, strict=True):
         if r.passed:
-            reason = _stale(b, blocker_freshness(spec, b, default), lambda t: ask(t, _bind(v, "canary")))
+            reason = _stale(b, blocker_freshness(spec, b, default), ask)
             if reason is not None:
                 stale[b.name] = QueryResult.unavailable(reason)
-    return evaluate_gate(spec, {**canary, **stale}, baseline) if stale else result
+    return stale
 
 
 def _stale(blocker: Blocker, limit: float, ask: Callable[[str], QueryResult]) -> str | None:
@@ -162,21 +261,86 @@ def _stale(blocker: Blocker, limit: float, ask: Callable[[str], QueryResult]) ->
     of blockers that pass: freshness can only take a pass away, and a value that fails its target
     failed while the canary reported, so it blocks whatever its age."""
     ages: list[QueryResult] = []
-    for selector in canary_selectors(blocker.query):
-        try:
-            ages.append(ask(freshness_query(selector)))
-        except TemplateError as e:
-            ages.append(QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}"))
+    for template in blocker.templates():
+        for selector in canary_selectors(template):
+            try:
+                ages.append(ask(freshness_query(selector)))
+            except TemplateError as e:
+                ages.append(QueryResult.unavailable(f"{TEMPLATE_ERROR}: {e}"))
     return stale_reason(ages, limit)
 
 
 def render_trigger(trigger: RollbackTrigger, variables: Mapping[str, str]) -> tuple[str, str | None]:
-    """(canary query, baseline query or None) for a rollback trigger."""
-    baseline_query = (trigger.baseline_query or trigger.query) if trigger_needs_baseline(trigger) else None
+    """(canary query, baseline query or None) for a rollback trigger (for counts: the total's,
+    the events query rendered and checked too)."""
+    stable = trigger.judge is not None or trigger_needs_baseline(trigger)
     try:
-        return _render_sides(trigger.query, baseline_query, variables)
+        pair = trigger.count_queries()
+        if pair is not None:
+            for template in pair:
+                canary, baseline = _render_sides(template, template if stable else None, variables)
+            return canary, baseline
+        query = trigger.query or ""
+        return _render_sides(query, (trigger.baseline_query or query) if stable else None, variables)
     except TemplateError as e:
         raise TemplateError(f"trigger {trigger.name}: {e}") from None
+
+
+def _series_by_time(raw: RawResponse) -> tuple[dict[int, float], str | None]:
+    """One side's values by step time (ms) from a range query; several series is missing data."""
+    if raw.error is not None or raw.data is None:
+        return {}, raw.error or "query error: empty response"
+    result = raw.data.get("result") or []
+    if len(result) > 1:
+        return {}, f"several series ({len(result)}) where one was expected"
+    try:
+        return ({round(float(t) * 1000): float(v) for t, v in result[0]["values"]} if result else {}), None
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        return {}, f"query error: malformed result ({e})"
+
+
+def _evidence_trigger(trigger: RollbackTrigger, source: MetricsSource, variables: Mapping[str, str],
+                      at: datetime | None) -> TriggerResult:
+    """A trigger judged in launchgate from range queries over its `for`: counts at every step, or
+    the judge's samples. Asked on its own (not shared between rollouts)."""
+    render_trigger(trigger, variables)  # template errors first, naming the trigger
+    if trigger.judge is not None:
+        step = trigger.step or trigger.judge.step
+        start, end, every = _range_times(at, trigger.for_, step)
+        query = trigger.query or ""
+        judged: list[list[float]] = []
+        for version_of, template in (("canary", query), ("stable", trigger.baseline_query or query)):
+            values, missing = samples_from_matrix(range_query(
+                source, render(template, _bind(variables, version_of)), start, end, every))
+            if missing is not None:
+                return judge_trigger_verdict(trigger, Samples(missing=missing))
+            judged.append(values)
+        return judge_trigger_verdict(trigger, Samples(judged[0], judged[1]))
+    pair = trigger.count_queries()
+    assert pair is not None
+    for_, step = trigger_window(trigger)
+    start, end, every = _range_times(at, for_, step)
+    times = [round((start + timedelta(seconds=every * k)).timestamp() * 1000)
+             for k in range(int(round((end - start).total_seconds() / every)) + 1)]
+    sides_wanted = ["canary", "stable"] if trigger_needs_baseline(trigger) else ["canary"]
+    by_side: list[dict[int, float]] = []
+    for version_of in sides_wanted:
+        for template in pair:
+            by_time, missing = _series_by_time(range_query(
+                source, render(template, _bind(variables, version_of)), start, end, every))
+            if missing is not None:
+                return TriggerResult(trigger.name, False, None, None, f"no data: {missing}", True)
+            by_side.append(by_time)
+    steps: list[StepCounts | None] = []
+    for t in times:
+        got = [side.get(t) for side in by_side]
+        if any(g is None for g in got):
+            steps.append(None)
+            continue
+        e, n = got[0], got[1]
+        assert e is not None and n is not None
+        steps.append((e, n, got[2], got[3]) if len(got) == 4 else (e, n, None, None))
+    return evidence_trigger_verdict(trigger, steps, step)
 
 
 def evaluate_trigger(
@@ -189,6 +353,11 @@ def evaluate_trigger(
     """Has `trigger` held for its whole `for`? One query; judged entirely from Prometheus' data,
     so a fresh engine (e.g. after an operator restart) gives the same answer.
     `max_age`: how old a shared answer may be (see sharing.py); ignored by other sources."""
+    if trigger.evidence:
+        try:
+            return _evidence_trigger(trigger, source, variables, at)
+        except (TemplateError, ValueError) as e:
+            return TriggerResult(trigger.name, False, None, None, f"template error: {e}", True)
     try:
         canary, baseline = render_trigger(trigger, variables)
     except (TemplateError, ValueError) as e:

@@ -31,6 +31,14 @@ from launchgate.api import (
     Target,
 )
 from launchgate.core.durations import parse_duration
+from launchgate.core.evidence import (
+    JudgeResult,
+    Proportion,
+    count_problem,
+    judge,
+    judge_proportion,
+    judge_two_proportions,
+)
 
 TOLERANCE = 1e-9
 # Reason prefixes for missing data caused by the metrics backend rather than by the metrics.
@@ -141,11 +149,22 @@ class BlockerResult:
     on_missing_data: MissingDataPolicy = "hold"
     error: str | None = None
     """Why no answer came at all (see `unanswered`), when that is why this blocker is missing."""
+    waiting: bool = False
+    """Data came, but not enough evidence either way yet (a count blocker's interval straddles its
+    target, fewer than minSamples): holds, and is not missing data."""
+    n: float | None = None
+    """The evidence: the canary's requests (counts) or samples (judge)."""
+    baseline_n: float | None = None
+    interval: tuple[float, float] | None = None
+    """What the verdict was read from: the proportion's interval, canary - R x stable's for a
+    baseline ratio, the shift's for a judge."""
+    judge: str | None = None
+    """A judge's outcome: pass, high, low or nodata."""
 
     @property
     def blocking(self) -> bool:
         """Does this blocker make the gate BLOCK (rather than at most hold)?"""
-        if self.passed:
+        if self.passed or self.waiting:
             return False
         return not self.missing or self.on_missing_data == "fail"
 
@@ -159,8 +178,27 @@ class BlockerResult:
                 "pass": self.passed,
                 "reason": self.reason[:1024],
                 "owner": self.owner,
+                "samples": self.n,
+                "baselineSamples": self.baseline_n,
+                "interval": list(self.interval) if self.interval is not None else None,
+                "judge": self.judge,
             }
         )
+
+    def evidence(self) -> dict[str, Any]:
+        """n, baseline n, interval and judge outcome, where the blocker has them (for JSON output)."""
+        out: dict[str, Any] = {}
+        if self.n is not None:
+            out["n"] = self.n
+        if self.baseline_n is not None:
+            out["baseline_n"] = self.baseline_n
+        if self.interval is not None:
+            out["interval"] = list(self.interval)
+        if self.judge is not None:
+            out["judge"] = self.judge
+        if self.waiting:
+            out["waiting"] = True
+        return out
 
 
 @dataclass
@@ -172,6 +210,8 @@ class GateResult:
     missing: list[str] = field(default_factory=list)
     escalate_to: list[str] = field(default_factory=list)
     message: str = ""
+    waiting: list[str] = field(default_factory=list)
+    """Blockers holding for evidence, not for missing data."""
 
     def values(self) -> dict[str, float | None]:
         """Blocker values by name: what a decision record keeps as evidence."""
@@ -196,7 +236,8 @@ def spec_problems(spec: LaunchGateSpec) -> list[str]:
         seen.add(b.name)
         if target_kind(b.target) is None:
             problems.append(
-                f"spec.blockers[{i}].target: exactly one of eq, gte, lte, lteBaselineRatio, gteBaselineRatio must be set"
+                f"spec.blockers[{i}].target: exactly one of eq, gte, lte, lteBaselineRatio, gteBaselineRatio, judge "
+                "must be set"
             )
         for key in ("eq", "gte", "lte", "lte_baseline_ratio", "gte_baseline_ratio"):
             x = getattr(b.target, key)
@@ -224,6 +265,10 @@ def describe_target(target: Target) -> str:
         return f"lte {_fmt(target.lte_baseline_ratio or 0.0)}x baseline"
     if kind == "gteBaselineRatio":
         return f"gte {_fmt(target.gte_baseline_ratio or 0.0)}x baseline"
+    if kind == "judge" and target.judge is not None:
+        j = target.judge
+        tol = f", tolerance {_fmt(j.tolerance)}" if j.tolerance else ""
+        return f"judge {j.direction} at {j.confidence:g}{tol}"
     return "invalid"
 
 
@@ -265,21 +310,126 @@ def _compare(target: Target, v: float, base: float | None) -> tuple[bool, str]:
             return True, f"{_fmt(v)} {op} {_fmt(r)} x baseline {_fmt(base)} = {_fmt(limit)}{ratio}"
         side = "above" if upper else "below"
         return False, f"{_fmt(v)} is {side} {_fmt(r)} x baseline {_fmt(base)} = {_fmt(limit)}{ratio}"
-    return False, "invalid target: exactly one of eq, gte, lte, lteBaselineRatio, gteBaselineRatio must be set"
+    return False, "invalid target: exactly one of eq, gte, lte, lteBaselineRatio, gteBaselineRatio, judge must be set"
 
 
 _NOT_EVALUATED = QueryResult.unavailable("not evaluated")
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A count blocker's answers: events (successes or errors) and total, for the canary and, for
+    a baseline ratio, the stable version."""
+
+    events: QueryResult
+    total: QueryResult
+    base_events: QueryResult | None = None
+    base_total: QueryResult | None = None
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A judge's samples: the canary's and the stable's values at each step of the window, or why
+    there are none (a query error, several series)."""
+
+    canary: Sequence[float] = ()
+    stable: Sequence[float] = ()
+    missing: str | None = None
+
+
+def samples_from_matrix(raw: RawResponse) -> tuple[list[float], str | None]:
+    """One side's samples from a range query: the values of its one series (none: no samples);
+    several series, an error or a malformed answer is missing data with the reason."""
+    if raw.error is not None or raw.data is None:
+        return [], raw.error or "query error: empty response"
+    result = raw.data.get("result")
+    if raw.data.get("resultType") != "matrix" or not isinstance(result, list):
+        return [], f"query error: result type {raw.data.get('resultType')!r}, expected matrix"
+    if len(result) > 1:
+        return [], f"several series ({len(result)}) where one was expected"
+    try:
+        return ([float(v) for _, v in result[0]["values"]] if result else []), None
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        return [], f"query error: malformed result ({e})"
+
+
+def _missing(common: dict[str, Any], policy: MissingDataPolicy, reason: str, cause: str | None) -> BlockerResult:
+    effect = "blocks (onMissingData: fail)" if policy == "fail" else "holds (onMissingData: hold)"
+    error = cause if cause is not None and unanswered(cause) else None
+    return BlockerResult(passed=False, missing=True, reason=f"{reason}; {effect}", error=error, **common)
+
+
+def _count_blocker(b: Any, counts: Counts | None, common: dict[str, Any], policy: MissingDataPolicy) -> BlockerResult:
+    """A proportion from counts: compared as a value, or with confidence on its interval."""
+    if counts is None:
+        return _missing(common, policy, "no data: not evaluated", None)
+    ratio = is_ratio(b.target)
+    sides = [("", counts.events, counts.total)]
+    if ratio:
+        sides.append(("baseline ", counts.base_events or _NOT_EVALUATED, counts.base_total or _NOT_EVALUATED))
+    numbers: list[tuple[float, float]] = []
+    for label, ev, tot in sides:
+        for q in (ev, tot):
+            if not q.ok:
+                return _missing(common, policy, f"no {label}data: {q.missing}", q.missing)
+        assert ev.value is not None and tot.value is not None
+        problem = count_problem(ev.value, tot.value, "baseline" if label else "canary")
+        if problem is not None:
+            return _missing(common, policy, f"no {label}data: {problem}", None)
+        numbers.append((min(ev.value, tot.value), tot.value))
+    (e, n), base = numbers[0], (numbers[1] if ratio else None)
+    common = {**common, "value": e / n, "n": n, "baseline_value": base[0] / base[1] if base else None,
+              "baseline_n": base[1] if base else None}
+    kind = target_kind(b.target)
+    if b.confidence is None:
+        if b.min_samples is not None and n < b.min_samples:
+            return BlockerResult(passed=False, waiting=True, reason=(
+                f"not enough evidence: n = {n:.0f} < minSamples {b.min_samples}"), **common)
+        passed, reason = _compare(b.target, e / n, common["baseline_value"])
+        return BlockerResult(passed=passed, reason=f"{reason} (n = {n:.0f})", **common)
+    prop: Proportion
+    if base is not None:
+        r = float(b.target.lte_baseline_ratio or b.target.gte_baseline_ratio)
+        prop = judge_two_proportions(str(kind), r, e, n, base[0], base[1], b.confidence, b.min_samples)
+    else:
+        t = float(b.target.gte if kind == "gte" else b.target.lte)
+        prop = judge_proportion(str(kind), t, e, n, b.confidence, b.min_samples)
+    return BlockerResult(passed=prop.verdict == "pass", waiting=prop.verdict == "hold", reason=prop.reason,
+                         interval=(prop.lower, prop.upper), **common)
+
+
+def _judge_blocker(b: Any, samples: Samples | None, common: dict[str, Any], policy: MissingDataPolicy) -> BlockerResult:
+    """The judge's outcome as a blocker: the bad direction fails, nodata is missing data (or not
+    enough evidence yet), anything else passes."""
+    if samples is None:
+        return _missing(common, policy, "no data: not evaluated", None)
+    if samples.missing is not None:
+        return _missing(common, policy, f"no data: {samples.missing}", samples.missing)
+    j = b.target.judge
+    res: JudgeResult = judge(samples.canary, samples.stable, j.confidence, j.tolerance, j.direction, j.min_samples)
+    common = {**common, "value": res.estimate, "baseline_value": res.stable_median, "n": float(res.n),
+              "baseline_n": float(res.baseline_n), "judge": res.outcome,
+              "interval": (res.lower, res.upper) if res.lower is not None and res.upper is not None else None}
+    if res.outcome == "nodata":
+        if not res.enough:
+            return BlockerResult(passed=False, waiting=True, reason=res.reason, **common)
+        return _missing(common, policy, f"no data: {res.reason}", None)
+    return BlockerResult(passed=not res.bad, reason=res.reason, **common)
 
 
 def evaluate_gate(
     spec: LaunchGateSpec,
     canary: Mapping[str, QueryResult],
     baseline: Mapping[str, QueryResult],
+    counts: Mapping[str, Counts] | None = None,
+    samples: Mapping[str, Samples] | None = None,
 ) -> GateResult:
-    """Decide allow / block / hold from per-blocker results (keyed by blocker name).
+    """Decide allow / block / hold from per-blocker results (keyed by blocker name): `canary` and
+    `baseline` for query blockers, `counts` for count blockers, `samples` for judges.
 
     Precedence: anything failing (a real failure, or missing data under onMissingData: fail)
-    blocks; otherwise missing data under hold holds; only a full set of passes allows.
+    blocks; otherwise missing data under hold, or not enough evidence, holds; only a full set of
+    passes allows.
     """
     results: list[BlockerResult] = []
     for b in spec.blockers:
@@ -301,6 +451,12 @@ def evaluate_gate(
         if target == "invalid":
             passed, reason = _compare(b.target, 0.0, None)
             results.append(BlockerResult(passed=False, reason=reason, **common))
+            continue
+        if b.target.judge is not None:
+            results.append(_judge_blocker(b, (samples or {}).get(b.name), common, policy))
+            continue
+        if b.count_queries() is not None:
+            results.append(_count_blocker(b, (counts or {}).get(b.name), common, policy))
             continue
         missing_reason, cause = None, None
         if not c.ok:
@@ -347,6 +503,7 @@ def summarize(results: Sequence[BlockerResult]) -> GateResult:
         missing=[r.name for r in results if r.missing],
         escalate_to=escalate,
         message=message,
+        waiting=[r.name for r in results if r.waiting and not r.passed],
     )
 
 
@@ -356,6 +513,7 @@ _CONTRACT_KEYS = {
     "lte": "target_lte",
     "lteBaselineRatio": "target_lte_baseline_ratio",
     "gteBaselineRatio": "target_gte_baseline_ratio",
+    "judge": "target_judge",
 }
 
 
@@ -382,6 +540,7 @@ def contract_json(spec: LaunchGateSpec, result: GateResult, gate_name: str, eval
                 entry["baseline_value"] = r.baseline_value
             entry["pass"] = r.passed
             entry["reason"] = r.reason
+            entry.update(r.evidence())
             if r.missing:
                 entry["missing"] = True
             if r.owner:
@@ -689,3 +848,86 @@ def trigger_from_series(
         assert baseline_now is not None
         base = _current(_scalar_at(baseline_now), float(len(baseline_now)))
     return _trigger_verdict(trigger, held, data, len(step_times), cur, base)
+
+
+# --------------------------------------------------------------------------- triggers with evidence
+#
+# A trigger with counts or a judge is judged here from range queries (`engine.evaluate_trigger`
+# asks them), not inside Prometheus: a Wilson interval or a Mann-Whitney test is not PromQL.
+
+StepCounts = tuple[float, float, float | None, float | None]
+"""(events, total, baseline events, baseline total) at one step; the baseline's None without a baselineRatio."""
+
+
+def _step_held(trigger: RollbackTrigger, above: bool, value: float | None, ratio: float | None,
+               c: StepCounts) -> tuple[bool, Proportion | None]:
+    """Did the proportion breach the threshold at this step (with the trigger's confidence)?"""
+    e, n, be, bn = c
+    e = min(e, n)
+    if trigger.min_samples is not None and n < trigger.min_samples:
+        return False, None
+    if ratio is not None:
+        assert be is not None and bn is not None
+        be = min(be, bn)
+        if trigger.confidence is None:
+            p, limit = e / n, ratio * be / bn
+            return (p > limit if above else p < limit), None
+        kind = "lteBaselineRatio" if above else "gteBaselineRatio"
+        prop = judge_two_proportions(kind, ratio, e, n, be, bn, trigger.confidence)
+    else:
+        assert value is not None
+        if trigger.confidence is None:
+            return (e / n > value if above else e / n < value), None
+        prop = judge_proportion("lte" if above else "gte", value, e, n, trigger.confidence)
+    return prop.verdict == "fail", prop
+
+
+def evidence_trigger_verdict(trigger: RollbackTrigger, steps: Sequence[StepCounts | None], step: str) -> TriggerResult:
+    """A count trigger over its `for`: fired only when the proportion breached its threshold at
+    every step, each step judged with the trigger's confidence. A step without usable counts (None,
+    no requests, NaN) never holds, so a gap can never count as a breach."""
+    direction, value, ratio = trigger_threshold(trigger)
+    above = direction == "above"
+    held = data = 0
+    last: tuple[StepCounts, Proportion | None] | None = None
+    for c in steps:
+        if c is None or count_problem(c[0], c[1]) is not None or \
+                (ratio is not None and (c[2] is None or c[3] is None or count_problem(c[2], c[3]) is not None)):
+            continue
+        data += 1
+        hit, prop = _step_held(trigger, above, value, ratio, c)
+        held += hit
+        last = (c, prop)
+    limit = f"{ratio:g}x baseline" if ratio is not None else _fmt(float(value))  # type: ignore[arg-type]
+    sure = f" with confidence {trigger.confidence:g}" if trigger.confidence is not None else ""
+    v = bv = None
+    now = "now no data"
+    if last is not None:
+        (e, n, be, bn), prop = last
+        v = min(e, n) / n
+        bv = min(be, bn) / bn if be is not None and bn is not None else None
+        now = prop.reason if prop is not None else (
+            f"now {_fmt(v)} (n = {n:.0f})" + (f", baseline {_fmt(bv)} (n = {bn:.0f})" if bv is not None else ""))
+    fired = len(steps) > 0 and held == len(steps)
+    if not steps:
+        return TriggerResult(trigger.name, False, None, None, "no evaluation steps in the window", True)
+    if fired:
+        reason = f"{direction} {limit}{sure} for the whole {trigger.for_} ({held}/{len(steps)} steps of {step}); {now}"
+    else:
+        gaps = f", data at {data}/{len(steps)}" if data < len(steps) else ""
+        reason = (f"not sustained: {direction} {limit}{sure} at {held}/{len(steps)} steps of {step} in "
+                  f"{trigger.for_}{gaps}; {now}")
+    return TriggerResult(trigger.name, fired, v, bv, reason, last is None, held, data, len(steps))
+
+
+def judge_trigger_verdict(trigger: RollbackTrigger, samples: Samples) -> TriggerResult:
+    """A judge trigger: fired when the judge finds the bad direction over `for`; nodata never fires."""
+    j = trigger.judge
+    assert j is not None
+    if samples.missing is not None:
+        return TriggerResult(trigger.name, False, None, None, f"no data: {samples.missing}", True)
+    res = judge(samples.canary, samples.stable, j.confidence, j.tolerance, j.direction, j.min_samples)
+    fired = res.bad
+    reason = res.reason if not fired else f"{j.direction}: {res.reason}"
+    return TriggerResult(trigger.name, fired, res.estimate, res.stable_median, reason, res.outcome == "nodata",
+                         0, res.n, res.n)

@@ -171,12 +171,16 @@ class GateVerdict:
     values: dict[str, float | None]
     blocked: list[str]
     missing: list[str]
+    waiting: list[str] = field(default_factory=list)
+    """Gates that hold only for evidence: every blocker has data, some not enough to be sure yet.
+    They hold, but are not missing data, so the failure policy does not count them."""
 
 
 def gate_verdict(phase: Phase, obs: Observation) -> GateVerdict:
     values: dict[str, float | None] = {}
     blocked: list[str] = []
     missing: list[str] = []
+    waiting: list[str] = []
     for gate_name in phase.gates:
         res = obs.gates.get(gate_name, "gate not evaluated")
         if isinstance(res, str):
@@ -189,9 +193,11 @@ def gate_verdict(phase: Phase, obs: Observation) -> GateVerdict:
             no_data = [f"{b.name}: {b.reason}" for b in res.blockers if b.missing]
             if no_data:
                 missing.append(f"{gate_name}: {'; '.join(no_data)}")
+        elif res.decision == "hold" and res.waiting and not res.missing:
+            waiting.append(f"{gate_name}: {res.message}")
         elif res.decision == "hold":
             missing.append(f"{gate_name}: {res.message}")
-    return GateVerdict(values, blocked, missing)
+    return GateVerdict(values, blocked, missing, waiting)
 
 
 def first_revision(c: Case) -> Outcome | None:
@@ -385,6 +391,16 @@ def _failure_policy(c: Case) -> Outcome | None:
     return _finish(c.spec, c.status, c.new, c.obs, "hold", reason, warning=True, values=c.gates.values)
 
 
+def gates_wait_for_evidence(c: Case) -> Outcome | None:
+    """A gate whose data is in but not yet conclusive (a count blocker's interval straddles its
+    target, a judge with too few samples) holds without counting as missing data: a healthy canary
+    at 1% of traffic is not rolled back or paused for being small, it waits for its requests."""
+    if not c.gates.waiting:
+        return None
+    return _hold(c.spec, c.status, c.new, c.obs, "not enough evidence yet: " + "; ".join(c.gates.waiting),
+                 c.gates.values)
+
+
 def minimum_duration(c: Case) -> Outcome | None:
     """Passing gates still wait out the phase's minDuration. After the gates, so the hold's
     reason says they pass; before an approval is asked for."""
@@ -452,6 +468,7 @@ RULES: list[Rule] = [
     # its gates, then what promoting on them still waits for
     gates_block,
     gates_lack_data,
+    gates_wait_for_evidence,
     minimum_duration,
     approval,
     traffic_judged_long_enough,

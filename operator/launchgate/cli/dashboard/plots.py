@@ -82,10 +82,15 @@ def blocker_plot(source: PrometheusSource, gate: str, spec: LaunchGateSpec, bloc
     n = int((end - start).total_seconds() // step) + 1
     times = [start.timestamp() + i * step for i in range(n)]
     target = describe_target(blocker.target)
+    counts = blocker.count_queries()
+    if counts is not None:
+        # A count blocker's target is on the proportion events / total: that is what is drawn.
+        blocker = blocker.model_copy(update={"query": f"({counts[0]}) / ({counts[1]})", "successes": None,
+                                             "errors": None, "total": None})
     try:
         q = render_blocker(blocker, gate_variables(spec, variables))
     except TemplateError as e:
-        return Plot(gate, blocker.name, target, blocker.query, times, [None] * n, [None] * n, str(e))
+        return Plot(gate, blocker.name, target, blocker.query or "", times, [None] * n, [None] * n, str(e))
     values, note = _series(source.query_range_raw(q.canary, start, end, step), times)
     kind = target_kind(blocker.target)
     bound = blocker.target.model_dump(by_alias=True).get(kind) if kind else None
