@@ -240,9 +240,15 @@ class StatusWatch(threading.Thread):
     every 10 s instead would be, at 10,000, tens of MB the API server encodes and this process
     decodes, on the cores the operator is measured on, and under load a 504."""
 
-    def __init__(self, custom: Any, namespace: str) -> None:
+    def __init__(self, custom: Any, namespace: str, group: str = GROUP, version: str = VERSION,
+                 plural: str = "agentrollouts",
+                 keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """`keep` reduces a watched object to what the waits read (default: its status); the
+        side-by-side benchmark watches Argo Rollouts' Rollouts and AnalysisRuns with the same class."""
         super().__init__(daemon=True)
         self.custom, self.namespace = custom, namespace
+        self.group, self.version, self.plural = group, version, plural
+        self.keep = keep or (lambda o: {"status": o.get("status") or {}})
         self.stop_flag = threading.Event()
         self._objs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -250,7 +256,7 @@ class StatusWatch(threading.Thread):
         """The last failure to list or watch (retried every second), for the harness to report."""
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """{name: {"status": ...}}: the shape of a listed object, reduced to what the waits read."""
+        """{name: keep(object)}: by default {"status": ...}, a listed object reduced to what the waits read."""
         with self._lock:
             return dict(self._objs)
 
@@ -259,10 +265,10 @@ class StatusWatch(threading.Thread):
         while not self.stop_flag.is_set():
             try:
                 if rv is None:
-                    res = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "agentrollouts",
-                                                                    resource_version="0")
+                    res = self.custom.list_namespaced_custom_object(self.group, self.version, self.namespace,
+                                                                    self.plural, resource_version="0")
                     with self._lock:
-                        self._objs = {o["metadata"]["name"]: {"status": o.get("status") or {}} for o in res["items"]}
+                        self._objs = {o["metadata"]["name"]: self.keep(o) for o in res["items"]}
                     rv = res["metadata"]["resourceVersion"]
                 rv = self._follow(rv)
                 self.error = None
@@ -274,8 +280,8 @@ class StatusWatch(threading.Thread):
 
     def _follow(self, rv: str) -> str:
         """Apply watch events from `rv` until the server ends the watch; the last version seen."""
-        stream = watch.Watch().stream(self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                                      "agentrollouts", resource_version=rv, allow_watch_bookmarks=True,
+        stream = watch.Watch().stream(self.custom.list_namespaced_custom_object, self.group, self.version,
+                                      self.namespace, self.plural, resource_version=rv, allow_watch_bookmarks=True,
                                       timeout_seconds=60)
         for event in stream:
             obj = event["object"]
@@ -287,7 +293,7 @@ class StatusWatch(threading.Thread):
                 if event["type"] == "DELETED":
                     self._objs.pop(name, None)
                 else:
-                    self._objs[name] = {"status": obj.get("status") or {}}
+                    self._objs[name] = self.keep(obj)
             if self.stop_flag.is_set():
                 break
         return rv
