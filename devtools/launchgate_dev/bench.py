@@ -358,6 +358,21 @@ def lag_stats(times: Mapping[str, Sequence[float]], expected: Iterable[str], sta
     )
 
 
+def earliest(holds: Callable[[float], bool], lo: float, hi: float, resolution: float = 0.1) -> float | None:
+    """The earliest time in [lo, hi] (to `resolution`) from which `holds` is true, by bisection;
+    None when it does not hold at `hi`. For conditions that keep holding once they do, such as a
+    sustained breach of a canary that stays bad."""
+    if not holds(hi):
+        return None
+    while hi - lo > resolution:
+        mid = (lo + hi) / 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def parse_counters(text: str, names: Iterable[str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Samples of the named metrics from Prometheus text exposition: {(name, sorted labels): value}."""
     wanted = set(names)
@@ -1273,15 +1288,7 @@ class SizeRun:
             res = engine.evaluate_trigger(trig, source, variables, at=datetime.fromtimestamp(t, UTC))
             return res.fired
 
-        if not fired(hi):
-            return None
-        while hi - lo > 0.1:
-            mid = (lo + hi) / 2
-            if fired(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return earliest(fired, lo, hi)
 
     def _watch_weights(self, sample: set[str], seen: dict[str, float], stop: threading.Event) -> None:
         """Record when each sampled rollout's traffic is back on stable: the HTTPRoute's canary

@@ -80,6 +80,7 @@ from launchgate_dev.bench import (
     _fmt,
     _seconds,
     counter_sum,
+    earliest,
     lag_stats,
     machine_info,
     parse_counters,
@@ -440,15 +441,7 @@ class World:
         def below(t: float) -> bool:
             return bool(prom.query(expr, at=t))
 
-        if not below(hi):
-            return None
-        while hi - lo > 0.1:
-            mid = (lo + hi) / 2
-            if below(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return earliest(below, lo, hi)
 
     def delete_namespace(self, namespace: str, timeout: float) -> float | None:
         """Delete a namespace and wait (up to `timeout`) until it is gone: the next controller
@@ -1069,9 +1062,10 @@ def argo_home() -> Path:
 # ============================================================================ main
 
 
-NOTES = """Flagger is not a third column: its Kubernetes provider (no mesh or ingress) does blue/green
-only and cannot shift a share of traffic step by step, so the 5% → 25% → 50% → 100% workload
-cannot run under it without a service mesh or ingress controller, neither of which runs here."""
+NOTES = """Flagger is not a third column: it shifts a canary's share of traffic only through a service mesh,
+an ingress controller or a Gateway API implementation (its canary Deployment always runs at full
+size), and its Kubernetes provider does blue/green only, so this replica-ratio workload cannot run
+under it."""
 
 
 def run_size(n: int, opts: Options, root: Path, say: Callable[[str], None]) -> dict[str, Any]:
