@@ -183,10 +183,12 @@ class Row:
     """"lower", "higher" or "" (a figure to read, nobody ahead on it)."""
     of: str | None = None
     """For a count: the key of what it is out of (shown as x/y, no ratio)."""
+    resolution: float = 0.0
+    """Differences smaller than this are even: what the coarser of the two sources can tell apart."""
 
 
 ROWS: tuple[Row, ...] = (
-    Row("set-up: every rollout stable", "setup", "all_stable_s", " s"),
+    Row("set-up: every rollout stable, its pods available", "setup", "all_stable_s", " s"),
     Row("set-up: new revision → every canary at 5% and analysed", "setup", "all_warm_s", " s"),
     Row("idle: controller RSS", "idle", "rss_mib_max", " MiB"),
     Row("idle: controller CPU (% of one core)", "idle", "cpu_pct", "%"),
@@ -198,8 +200,9 @@ ROWS: tuple[Row, ...] = (
     Row("active: Prometheus queries per window (all rollouts)", "active", "prom_queries_per_window"),
     Row("active: analyses per rollout per window", "active", "evaluations_per_rollout_window", "", ""),
     Row("active: rollouts analysed", "active", "rollouts_evaluated", "", "higher", of="n"),
-    Row("active: evaluation lag p50", "active", "lag_p50_s", " s"),
-    Row("active: evaluation lag p99", "active", "lag_p99_s", " s"),
+    # Argo Rollouts' measurement times are whole seconds: lags within a second of each other are even.
+    Row("active: evaluation lag p50", "active", "lag_p50_s", " s", resolution=1.0),
+    Row("active: evaluation lag p99", "active", "lag_p99_s", " s", resolution=1.0),
     Row("rollback: bad canaries aborted, traffic on stable", "rollback", "rolled_back", "", "higher", of="sample"),
     Row("rollback: canary turns bad → traffic on stable, p50", "rollback", "bad_to_stable_p50_s", " s"),
     Row("rollback: canary turns bad → traffic on stable, max", "rollback", "bad_to_stable_max_s", " s"),
@@ -231,7 +234,7 @@ def ahead(row: Row, ours: Any, theirs: Any) -> str:
     """Who is ahead on a row: "launchgate", "Argo Rollouts", "even" or "" (no verdict)."""
     if not row.better or not isinstance(ours, int | float) or not isinstance(theirs, int | float):
         return ""
-    if math.isclose(ours, theirs, rel_tol=0.05, abs_tol=1e-9):
+    if math.isclose(ours, theirs, rel_tol=0.05, abs_tol=max(row.resolution, 1e-9)):
         return "even"
     ours_better = ours < theirs if row.better == "lower" else ours > theirs
     return "launchgate" if ours_better else "Argo Rollouts"
@@ -495,6 +498,8 @@ class PeerRun:
         self.earlier_samples: list[tuple[float, float, int]] = []
         self.statuses: StatusWatch | None = None
         self.result: dict[str, Any] = {"n": self.n, "setup": {}}
+        self.setting_up = True
+        """Until every rollout is stable with its pods available."""
         self.deadline = time.monotonic() + opts.size_timeout
 
     # ---------------------------------------------------------------- what subclasses say
@@ -513,8 +518,13 @@ class PeerRun:
         """(stable, canary) version names as the controller's status shows them (canary None when none)."""
         raise NotImplementedError
 
-    def is_stable(self, st: Mapping[str, Any]) -> bool:
+    def is_stable(self, name: str, st: Mapping[str, Any]) -> bool:
+        """Stable, and every one of its pods available: the same end of set-up for both (launchgate
+        calls a first revision Healthy before its pods are up, Argo Rollouts only after)."""
         raise NotImplementedError
+
+    def refresh(self) -> None:
+        """Called once per poll of wait_all: read what the predicates need besides the statuses."""
 
     def held_and_analysed(self, name: str, st: Mapping[str, Any]) -> bool:
         """At the first step (5%), held there, and analysed with the canary's data."""
@@ -582,6 +592,7 @@ class PeerRun:
         limit = min(self.deadline, t0 + timeout) if timeout else self.deadline
         last_report = t0
         while True:
+            self.refresh()
             sts = self.status_of()
             self.register_versions(sts)
             done = sum(1 for n in names if pred(n, sts.get(n) or {}))
@@ -765,8 +776,9 @@ class PeerRun:
             self.install()
             self.start_controller()
             self.create()
-            self.result["setup"]["all_stable_s"] = self.wait_all("all stable", self.names,
-                                                                 lambda n, st: self.is_stable(st))
+            self.result["setup"]["all_stable_s"] = self.wait_all("all stable, pods available", self.names,
+                                                                 self.is_stable)
+            self.setting_up = False
             self.say(f"  {self.name}: all {self.n} stable after {self.result['setup']['all_stable_s']:.0f}s")
             time.sleep(self.o.window)
             self.result["idle"] = self.measure("idle", self.o.idle_windows, self.names, lag=False)
@@ -805,6 +817,8 @@ class LaunchgateRun(PeerRun):
         self.poller: EvaluationPoller | None = None
         self.kubeconfig: Path | None = None
         self.seen: dict[str, set[float]] = {}
+        self.available: dict[str, int] = {}
+        """Available pods per Deployment, listed (as admin) while set-up waits for them."""
 
     def install(self) -> None:
         assert self.w.cp is not None
@@ -870,8 +884,14 @@ class LaunchgateRun(PeerRun):
     def versions(self, st: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return st.get("stableRevision"), st.get("canaryRevision")
 
-    def is_stable(self, st: Mapping[str, Any]) -> bool:
-        return st.get("state") == "Healthy" and bool(st.get("stableRevision"))
+    def refresh(self) -> None:
+        if self.setting_up:
+            deps = self.w.apps.list_namespaced_deployment(self.ns, _request_timeout=60)
+            self.available = {d.metadata.name: int(d.status.available_replicas or 0) for d in deps.items}
+
+    def is_stable(self, name: str, st: Mapping[str, Any]) -> bool:
+        return (st.get("state") == "Healthy" and bool(st.get("stableRevision"))
+                and self.available.get(f"{name}-stable", 0) >= self.o.replicas)
 
     def held_and_analysed(self, name: str, st: Mapping[str, Any]) -> bool:
         return (st.get("phase") == "Canary1" and bool(st.get("canaryRevision"))
@@ -1004,8 +1024,10 @@ class ArgoRun(PeerRun):
         stable, current = st.get("stableRS"), st.get("currentPodHash")
         return stable, (current if current and current != stable else None)
 
-    def is_stable(self, st: Mapping[str, Any]) -> bool:
-        return st.get("phase") == "Healthy" and bool(st.get("stableRS")) and st.get("stableRS") == st.get("currentPodHash")
+    def is_stable(self, name: str, st: Mapping[str, Any]) -> bool:
+        return (st.get("phase") == "Healthy" and bool(st.get("stableRS"))
+                and st.get("stableRS") == st.get("currentPodHash")
+                and int(st.get("availableReplicas") or 0) >= self.o.replicas)
 
     def _run_of(self, st: Mapping[str, Any]) -> dict[str, Any]:
         ar = ((st.get("canary") or {}).get("currentBackgroundAnalysisRunStatus") or {}).get("name")
@@ -1062,7 +1084,17 @@ def argo_home() -> Path:
 # ============================================================================ main
 
 
-NOTES = """Flagger is not a third column: it shifts a canary's share of traffic only through a service mesh,
+NOTES = """Reading the rows: **promotion** — launchgate's last step rolls its stable Deployment to the
+new template (a pod set started again per rollout), while Argo Rollouts keeps the canary ReplicaSet
+as the new stable, and launchgate waits for the canary's pods and then a whole window of traffic at
+each step before its gates may promote it; so launchgate's promotion takes longer by design.
+**Rollback** — Argo Rollouts aborts at the first measurement whose window average is below target
+(`failureLimit: 0`); launchgate's trigger fires when the breach has held at every point for a whole
+window (`for`), later by design (a sustained trigger, argo-rollouts #4792). **Lag** — Argo's
+measurement times are whole seconds. Argo's first measurement of each canary errors (no series yet:
+the canary's pods and metrics start with it); its default `consecutiveErrorLimit` (4) absorbs it.
+
+Flagger is not a third column: it shifts a canary's share of traffic only through a service mesh,
 an ingress controller or a Gateway API implementation (its canary Deployment always runs at full
 size), and its Kubernetes provider does blue/green only, so this replica-ratio workload cannot run
 under it."""

@@ -39,6 +39,8 @@ NEUTRAL = Row("per window", "active", "evaluations_per_rollout_window", "", "")
     (HIGHER, 9, 8, "launchgate"),
     (HIGHER, 8, 9, "Argo Rollouts"),
     (NEUTRAL, 1.0, 2.0, ""),
+    (Row("lag", "active", "lag_p99_s", " s", resolution=1.0), 0.16, 0.0, "even"),  # whole-second timestamps
+    (Row("lag", "active", "lag_p99_s", " s", resolution=1.0), 2.5, 0.0, "Argo Rollouts"),
 ])
 def test_ahead_follows_which_direction_is_better(row: Row, ours: object, theirs: object, want: str) -> None:
     assert ahead(row, ours, theirs) == want
