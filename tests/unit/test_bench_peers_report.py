@@ -19,6 +19,7 @@ from launchgate_dev.bench_peers import (
     ahead,
     argo_measurements,
     audit_counts,
+    latest_per_size,
     merge_side_by_side,
     ratio,
     render_side_by_side,
@@ -92,19 +93,41 @@ def test_every_row_names_a_phase_and_a_direction() -> None:
         assert row.of is None or row.better == "higher"
 
 
-def test_render_says_where_argo_is_ahead_and_errors() -> None:
-    meta = {"command": "python -m launchgate_dev.bench_peers --sizes 100", "date": "2026-12-07 22:00 UTC",
-            "commit": "abc1234", "nproc": 2, "mem_gib": 23.5, "replicas": 20, "window_s": 30.0, "bad_pct": 10,
-            "argo_version": "v1.8.3", "versions": "v1.32.13 / v3.5.21", "notes": "Flagger: one sentence."}
-    text = render_side_by_side(meta, [{"n": 100, "controllers": {
+META = {"command": "python -m launchgate_dev.bench_peers --sizes 100", "date": "2026-12-07 22:00 UTC",
+        "commit": "abc1234", "nproc": 2, "mem_gib": 23.5, "replicas": 20, "window_s": 30.0, "bad_pct": 10,
+        "argo_version": "v1.8.3", "versions": "v1.32.13 / v3.5.21"}
+
+
+def test_render_says_how_each_size_ran_where_argo_is_ahead_and_errors() -> None:
+    text = render_side_by_side([(META, {"n": 100, "controllers": {
         LAUNCHGATE: _result(cpu=1.0, rss=100.0, promoted=90, lag=0.1),
         ARGO: {**_result(cpu=1.0, rss=90.0, promoted=80, lag=1.0), "error": "TimeoutError: promoted: only 80/90"},
-    }}])
+    }})], notes="Flagger: one sentence.")
     assert text.startswith(SIDE_BEGIN) and text.rstrip().endswith(SIDE_END)
-    assert "Argo Rollouts v1.8.3" in text and "commit abc1234" in text
+    assert "### N = 100" in text
+    assert "`python -m launchgate_dev.bench_peers --sizes 100` on 2026-12-07 22:00 UTC, commit abc1234" in text
+    assert "Argo Rollouts v1.8.3" in text
     assert "Where Argo Rollouts is ahead at N = 100: active: controller RSS max." in text
     assert "**argo-rollouts incomplete at N = 100:** TimeoutError" in text
     assert "Flagger: one sentence." in text
+
+
+@pytest.mark.parametrize(("runs", "want"), [
+    ([], []),
+    # one run, two sizes: both, smallest first
+    ([{"meta": {"date": "d1"}, "results": [{"n": 1000}, {"n": 100}]}], [("d1", 100), ("d1", 1000)]),
+    # a later run of one size replaces that size's table and keeps the other's
+    ([{"meta": {"date": "2026-12-07 21:29 UTC"}, "results": [{"n": 100}, {"n": 1000}]},
+      {"meta": {"date": "2026-12-07 22:30 UTC"}, "results": [{"n": 100}]}],
+     [("2026-12-07 22:30 UTC", 100), ("2026-12-07 21:29 UTC", 1000)]),
+    # whatever order the files are read in
+    ([{"meta": {"date": "2026-12-07 22:30 UTC"}, "results": [{"n": 100}]},
+      {"meta": {"date": "2026-12-07 21:29 UTC"}, "results": [{"n": 100}]}],
+     [("2026-12-07 22:30 UTC", 100)]),
+])
+def test_latest_per_size_keeps_the_newest_table_of_each_n(runs: list[dict[str, object]],
+                                                         want: list[tuple[str, int]]) -> None:
+    assert [(m["date"], r["n"]) for m, r in latest_per_size(runs)] == want
 
 
 def test_merge_places_then_replaces_the_section() -> None:
