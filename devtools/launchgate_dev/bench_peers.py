@@ -1117,15 +1117,16 @@ def argo_home() -> Path:
 # ============================================================================ main
 
 
-NOTES = """Reading the rows: **promotion** — launchgate's last step rolls its stable Deployment to the
-new template (a pod set started again per rollout), while Argo Rollouts keeps the canary ReplicaSet
-as the new stable, and launchgate waits for the canary's pods and then a whole window of traffic at
-each step before its gates may promote it; so launchgate's promotion takes longer by design.
-**Rollback** — Argo Rollouts aborts at the first measurement whose window average is below target
-(`failureLimit: 0`); launchgate's trigger fires when the breach has held at every point for a whole
-window (`for`), later by design (a sustained trigger, argo-rollouts #4792). **Lag** — Argo's
-measurement times are whole seconds. Argo's first measurement of each canary errors (no series yet:
-the canary's pods and metrics start with it); its default `consecutiveErrorLimit` (4) absorbs it.
+NOTES = """Reading the rows: **set-up and promotion** times are mostly pods starting on kwok's Nodes on
+this shared machine, and vary between runs with its load; launchgate's last step also starts a new
+stable pod set per rollout (it rolls its stable Deployment to the new template) where Argo Rollouts
+keeps the canary ReplicaSet as the new stable, and launchgate waits for the canary's pods and then a
+whole window of traffic at each step before its gates may promote. **Rollback**: Argo Rollouts
+aborts at the first measurement whose window average is below target (`failureLimit: 0`);
+launchgate's trigger fires once the breach has held at every point for a whole window (`for`),
+later by design (a sustained trigger, argo-rollouts #4792). **Lag**: Argo's measurement times are
+whole seconds. Argo's first measurement of each canary errors (no series yet: the canary's pods and
+metrics start with it); its default `consecutiveErrorLimit` (4) absorbs it.
 
 Flagger is not a third column: it shifts a canary's share of traffic only through a service mesh,
 an ingress controller or a Gateway API implementation (its canary Deployment always runs at full
