@@ -63,10 +63,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 from launchgate import GROUP, VERSION
 from launchgate.core.durations import format_duration
@@ -86,7 +84,9 @@ from launchgate_dev.bench import (
     parse_counters,
     percentile,
     proc_cpu_seconds,
+    record_when_true,
     split_requests,
+    start_operator,
 )
 from launchgate_dev.demo import OperatorProcess, cleanup_on_signals, no_interrupts, operator_kubeconfig
 from launchgate_dev.devenv import (
@@ -705,7 +705,8 @@ class PeerRun:
         sample = [self.names[int(i * step)] for i in range(k)]
         back_at: dict[str, float] = {}
         stop = threading.Event()
-        watcher = threading.Thread(target=self._watch_stable, args=(set(sample), back_at, stop), daemon=True)
+        watcher = threading.Thread(target=record_when_true, daemon=True,
+                                   args=(lambda name: self.canary_pods_wanted(name) == 0, set(sample), back_at, stop))
         watcher.start()
         t_bad = time.time()
         self.w.set_rates(self.ns, {self.index[name]: {self.canary[name]: BAD_SUCCESS} for name in sample})
@@ -730,16 +731,6 @@ class PeerRun:
         self.say(f"  rollback: {out['rolled_back']}/{k} aborted; bad → stable p50 "
                  f"{_fmt(out['bad_to_stable_p50_s'], ' s')}, breach → stable p50 {_fmt(out['met_to_stable_p50_s'], ' s')}")
         return out, [n for n in self.names if n not in set(sample)]
-
-    def _watch_stable(self, sample: set[str], seen: dict[str, float], stop: threading.Event) -> None:
-        while not stop.is_set():
-            for name in sorted(sample - set(seen)):
-                try:
-                    if self.canary_pods_wanted(name) == 0:
-                        seen[name] = time.time()
-                except (ApiException, urllib3.exceptions.HTTPError, ValueError):
-                    continue
-            stop.wait(0.5)
 
     def restart_phase(self, good: Sequence[str]) -> dict[str, Any]:
         """Replace the controller process while every good rollout is active; time until each has
@@ -857,15 +848,9 @@ class LaunchgateRun(PeerRun):
             self.poller.stop_flag.set()
             for r, ts in self.poller.seen.items():
                 self.seen.setdefault(r, set()).update(ts)
-        port = _free_port()
-        w = format_duration(self.o.window)
-        proc = OperatorProcess(self.kubeconfig, self.w.prom.url, [self.ns], self.workdir / "operator.log",
-                               LAUNCHGATE_GATE_INTERVAL=w, LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
-                               LAUNCHGATE_SCRAPE_INTERVAL=format_duration(self.o.scrape),
-                               LAUNCHGATE_METRICS_PORT=str(port), LAUNCHGATE_METRICS_ADDR="127.0.0.1").start()
+        proc, self.poller = start_operator(self.kubeconfig, self.w.prom.url, self.ns, self.workdir / "operator.log",
+                                           self.o.window, self.o.scrape)
         self._started(proc)
-        self.poller = EvaluationPoller(f"http://127.0.0.1:{port}/metrics", self.ns, every=max(1.0, self.o.window / 3))
-        self.poller.start()
 
     def _threads(self) -> list[Any]:
         return [*super()._threads(), *([self.poller] if self.poller is not None else [])]
