@@ -275,6 +275,23 @@ def side_by_side_table(n: int, results: Mapping[str, Mapping[str, Any]]) -> tupl
     return lines, argo_ahead
 
 
+def requests_by_lines(results: Mapping[str, Mapping[str, Any]], phases: Sequence[str] = ("active", "restart"),
+                      most: int = 6) -> list[str]:
+    """Each controller's API requests by verb and resource in the given phases (the audit log's
+    counts, largest first), as markdown list items; watches are requests that ended meanwhile."""
+    out: list[str] = []
+    for phase in phases:
+        for name in (LAUNCHGATE, ARGO):
+            p = (results.get(name) or {}).get(phase) or {}
+            by = p.get("requests_by")
+            if by is None:
+                continue
+            shown = ", ".join(f"{verb} {res} {_fmt(v)}" for verb, res, v in list(by)[:most]) or "none"
+            more = f" (+{len(by) - most} more kinds)" if len(by) > most else ""
+            out.append(f"- API requests by verb and resource, {name}, {phase}: {shown}{more}.")
+    return [*out, ""] if out else []
+
+
 def latest_per_size(runs: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(meta, size result) for each N, from the newest run that measured it (runs are the JSON
     files' contents, {"meta": ..., "results": [...]}), smallest N first: a run of one size
@@ -322,7 +339,7 @@ def render_side_by_side(entries: Sequence[tuple[Mapping[str, Any], Mapping[str, 
             "",
         ]
         table, argo_ahead = side_by_side_table(n, r.get("controllers") or {})
-        lines += table + [""]
+        lines += table + [""] + requests_by_lines(r.get("controllers") or {})
         for name, res in (r.get("controllers") or {}).items():
             if res.get("error"):
                 lines += [f"**{name} incomplete at N = {n:,}:** {str(res['error'])[:300]}", ""]

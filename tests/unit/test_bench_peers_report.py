@@ -23,6 +23,7 @@ from launchgate_dev.bench_peers import (
     merge_side_by_side,
     ratio,
     render_side_by_side,
+    requests_by_lines,
     side_by_side_table,
 )
 
@@ -177,3 +178,19 @@ def test_argo_measurements_read_every_metrics_finish_time() -> None:
     assert [p for _, p in got] == ["Successful", "Failed"]
     assert got[1][0] - got[0][0] == 30.0
     assert argo_measurements({}) == []
+
+
+def test_requests_by_lines_list_each_controllers_kinds_largest_first() -> None:
+    lines = requests_by_lines({
+        LAUNCHGATE: {"active": {"requests_by": []}, "restart": {"requests_by": [["GET", "deployments", 146.0]]}},
+        ARGO: {"active": {"requests_by": [["PATCH", "analysisruns", 203.0], ["WATCH", "secrets", 1.0],
+                                          ["WATCH", "configmaps", 1.0]]}},
+    }, most=2)
+    assert lines == [
+        "- API requests by verb and resource, launchgate, active: none.",
+        "- API requests by verb and resource, argo-rollouts, active: PATCH analysisruns 203, WATCH secrets 1"
+        " (+1 more kinds).",
+        "- API requests by verb and resource, launchgate, restart: GET deployments 146.",
+        "",
+    ]
+    assert requests_by_lines({}) == []
