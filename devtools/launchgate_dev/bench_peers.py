@@ -318,8 +318,9 @@ def render_side_by_side(entries: Sequence[tuple[Mapping[str, Any], Mapping[str, 
         "kwok's fake Nodes) with one Prometheus: N rollouts, canary 5% → 25% → 50% → 100% by replica ratio, held at "
         f"5% until released, the canary's success rate checked every window (target ≥ {TARGET:g}), a share of "
         "canaries turned bad, the controller process restarted. Each controller runs with its shipped defaults, its "
-        "own user and ClusterRole; API requests come from kube-apiserver's audit log filtered by that user, CPU and "
-        "RSS from /proc, queries from Prometheus' own counters (method: docstring of "
+        "own user and ClusterRole; API requests come from kube-apiserver's audit log filtered by that user (its "
+        "apiserver_request_total has no user label, and API Priority and Fairness counts per FlowSchema without verb "
+        "or resource), CPU and RSS from /proc, queries from Prometheus' own counters (method: docstring of "
         "`devtools/launchgate_dev/bench_peers.py`). **Ratio below 1: launchgate needs less** (of time, CPU, memory, "
         "requests).",
         "",
@@ -1128,7 +1129,11 @@ aborts at the first measurement whose window average is below target (`failureLi
 launchgate's trigger fires once the breach has held at every point for a whole window (`for`),
 later by design (a sustained trigger, argo-rollouts #4792). **Lag**: Argo's measurement times are
 whole seconds. Argo's first measurement of each canary errors (no series yet: the canary's pods and
-metrics start with it); its default `consecutiveErrorLimit` (4) absorbs it.
+metrics start with it); its default `consecutiveErrorLimit` (4) absorbs it. **Pods per rollout**: at
+20, the 5% step is exactly one pod; with fewer (see each size's line) both controllers round the
+canary up to one pod, the same share for both. N = 10,000 is not run side by side: its 200,000 pods
+are beyond kwok, the scheduler and the controller-manager on this 2-core machine shared with other
+work (launchgate alone at 10,000, without pods, is in the sections below).
 
 Flagger is not a third column: it shifts a canary's share of traffic only through a service mesh,
 an ingress controller or a Gateway API implementation (its canary Deployment always runs at full
