@@ -702,7 +702,7 @@ class PeerRun:
     def create(self) -> None:
         t0 = time.monotonic()
         assert self.w.cp is not None
-        self.w.cp.kubectl("create", "namespace", self.ns)
+        self.w.cp.kubectl("create", "namespace", self.ns, check=False)  # Argo's run made it already
 
         def create(name: str) -> None:
             for group, version, plural, body in self.objects(name):
@@ -991,8 +991,10 @@ class ArgoRun(PeerRun):
         self.analysis.start()
 
     def create(self) -> None:
+        """The AnalysisTemplate first: a Rollout naming a template that does not exist yet is an
+        error Argo Rollouts retries with backoff, which would slow its set-up for nothing."""
         assert self.w.prom is not None and self.w.cp is not None
-        super().create()
+        self.w.cp.kubectl("create", "namespace", self.ns)
         w = format_duration(self.o.window)
         template = {
             "apiVersion": f"{ARGO_GROUP}/{ARGO_VERSION}", "kind": "AnalysisTemplate",
@@ -1006,6 +1008,7 @@ class ArgoRun(PeerRun):
                                       "address": self.w.prom.url,
                                       "query": SUCCESS.format(ns=self.ns, v="{{args.canary-hash}}", w=w)}}}]}}
         self.w.custom.create_namespaced_custom_object(ARGO_GROUP, ARGO_VERSION, self.ns, "analysistemplates", template)
+        super().create()
 
     def start_controller(self) -> None:
         assert self.kubeconfig is not None
