@@ -292,6 +292,17 @@ def requests_by_lines(results: Mapping[str, Mapping[str, Any]], phases: Sequence
     return [*out, ""] if out else []
 
 
+def incomplete_lines(n: int, results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What did not finish, per controller: the run's error, or a phase's (a wait that ran out of
+    the size's time), so a missing or low figure is never read as measured."""
+    out: list[str] = []
+    for name, res in results.items():
+        errors = [("", res.get("error"))] + [(f" ({phase})", (res.get(phase) or {}).get("error"))
+                                              for phase in ("setup", "idle", "active", "rollback", "restart", "promote")]
+        out += [f"**{name} incomplete at N = {n:,}{where}:** {str(err)[:300]}" for where, err in errors if err]
+    return [*out, ""] if out else []
+
+
 def latest_per_size(runs: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(meta, size result) for each N, from the newest run that measured it (runs are the JSON
     files' contents, {"meta": ..., "results": [...]}), smallest N first: a run of one size
@@ -341,9 +352,7 @@ def render_side_by_side(entries: Sequence[tuple[Mapping[str, Any], Mapping[str, 
         ]
         table, argo_ahead = side_by_side_table(n, r.get("controllers") or {})
         lines += table + [""] + requests_by_lines(r.get("controllers") or {})
-        for name, res in (r.get("controllers") or {}).items():
-            if res.get("error"):
-                lines += [f"**{name} incomplete at N = {n:,}:** {str(res['error'])[:300]}", ""]
+        lines += incomplete_lines(n, r.get("controllers") or {})
         lines += ["Where Argo Rollouts is ahead at N = " + f"{n:,}: "
                   + ("; ".join(argo_ahead) if argo_ahead else "nowhere in this table") + ".", ""]
     if notes.strip():
@@ -644,7 +653,8 @@ class PeerRun:
             if self.proc is not None and not self.proc.alive():
                 raise RuntimeError(f"{self.name} exited while waiting for {what}:\n{self.proc.tail()}")
             if now > limit:
-                raise TimeoutError(f"{what}: only {done}/{len(names)} after {now - t0:.0f}s")
+                why = " (--size-timeout reached)" if limit == self.deadline else ""
+                raise TimeoutError(f"{what}: only {done}/{len(names)} after {now - t0:.0f}s{why}")
             if now - last_report > 30:
                 self.say(f"  … {what}: {done}/{len(names)} after {now - t0:.0f}s")
                 last_report = now

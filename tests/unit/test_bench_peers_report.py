@@ -19,6 +19,7 @@ from launchgate_dev.bench_peers import (
     ahead,
     argo_measurements,
     audit_counts,
+    incomplete_lines,
     latest_per_size,
     merge_side_by_side,
     ratio,
@@ -194,3 +195,12 @@ def test_requests_by_lines_list_each_controllers_kinds_largest_first() -> None:
         "",
     ]
     assert requests_by_lines({}) == []
+
+
+def test_incomplete_lines_name_the_run_and_the_phase_that_did_not_finish() -> None:
+    assert incomplete_lines(1000, {
+        LAUNCHGATE: {"promote": {"promoted": 900}},
+        ARGO: {"error": "RuntimeError: exited", "promote": {"error": "TimeoutError: promoted: only 0/900 after 236s"}},
+    }) == ["**argo-rollouts incomplete at N = 1,000:** RuntimeError: exited",
+           "**argo-rollouts incomplete at N = 1,000 (promote):** TimeoutError: promoted: only 0/900 after 236s", ""]
+    assert incomplete_lines(100, {LAUNCHGATE: {}}) == []
