@@ -224,8 +224,11 @@ def _value(result: Mapping[str, Any], row: Row) -> Any:
 
 
 def ratio(ours: Any, theirs: Any) -> float | None:
-    """launchgate / Argo Rollouts; None when either is missing or the peer's is 0 (no ratio)."""
+    """launchgate / Argo Rollouts; None when either is missing or negative (an evaluation earlier
+    than its window: no ratio means anything) or the peer's is 0."""
     if not isinstance(ours, int | float) or not isinstance(theirs, int | float) or theirs == 0:
+        return None
+    if ours < 0 or theirs < 0:
         return None
     return float(ours) / float(theirs)
 
@@ -234,6 +237,8 @@ def ahead(row: Row, ours: Any, theirs: Any) -> str:
     """Who is ahead on a row: "launchgate", "Argo Rollouts", "even" or "" (no verdict)."""
     if not row.better or not isinstance(ours, int | float) or not isinstance(theirs, int | float):
         return ""
+    if row.resolution:  # a lag: early (negative) is not late at all
+        ours, theirs = max(ours, 0.0), max(theirs, 0.0)
     if math.isclose(ours, theirs, rel_tol=0.05, abs_tol=max(row.resolution, 1e-9)):
         return "even"
     ours_better = ours < theirs if row.better == "lower" else ours > theirs
@@ -1254,7 +1259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if opts.workdir is None:
             shutil.rmtree(root, ignore_errors=True)
     say(f"wrote {out} and {json_out} in {meta['total_wall_s']:.0f}s")
-    ok = all("error" not in r and all("error" not in c for c in r["controllers"].values()) for r in results)
+    ok = all("error" not in r and not incomplete_lines(int(r["n"]), r["controllers"]) for r in results)
     return 0 if results and ok else 1
 
 

@@ -44,6 +44,8 @@ NEUTRAL = Row("per window", "active", "evaluations_per_rollout_window", "", "")
     (NEUTRAL, 1.0, 2.0, ""),
     (Row("lag", "active", "lag_p99_s", " s", resolution=1.0), 0.16, 0.0, "even"),  # whole-second timestamps
     (Row("lag", "active", "lag_p99_s", " s", resolution=1.0), 2.5, 0.0, "Argo Rollouts"),
+    (Row("lag", "active", "lag_p50_s", " s", resolution=1.0), -4.9, 8.8, "launchgate"),  # early is not late
+    (Row("lag", "active", "lag_p50_s", " s", resolution=1.0), -4.9, 0.0, "even"),
 ])
 def test_ahead_follows_which_direction_is_better(row: Row, ours: object, theirs: object, want: str) -> None:
     assert ahead(row, ours, theirs) == want
@@ -55,6 +57,7 @@ def test_ahead_follows_which_direction_is_better(row: Row, ours: object, theirs:
     (1.0, 0, None),
     (None, 1.0, None),
     ("x", 1.0, None),
+    (-4.9, 8.8, None),  # an evaluation earlier than its window: no ratio
 ])
 def test_ratio_is_launchgate_over_argo(ours: object, theirs: object, want: float | None) -> None:
     assert ratio(ours, theirs) == want
