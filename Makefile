@@ -6,7 +6,7 @@ VENV  ?= .venv
 BIN   := $(VENV)/bin
 export LAUNCHGATE_CACHE ?= $(HOME)/.cache/launchgate
 
-.PHONY: venv crds testenv up down test unit integration lint demo bench bench-decisions clean
+.PHONY: venv crds testenv peers up down test unit integration lint demo bench bench-decisions bench-peers clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml devtools/pyproject.toml
@@ -50,6 +50,12 @@ bench: venv testenv   ## benchmarks; results go to BENCHMARKS.md and benchmarks/
 
 bench-decisions: venv  ## decision quality of fixed thresholds vs evidence-aware gates (pure logic), into BENCHMARKS.md
 	$(BIN)/python -m launchgate_dev.decision_bench --canaries 2000 --write
+
+peers:                ## build the peers bench-peers runs beside launchgate (Argo Rollouts; cached)
+	bash hack/peers/build.sh
+
+bench-peers: venv testenv peers  ## launchgate and Argo Rollouts side by side; BENCHMARKS.md "Side by side"
+	$(BIN)/python -m launchgate_dev.bench_peers
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -240,9 +240,15 @@ class StatusWatch(threading.Thread):
     every 10 s instead would be, at 10,000, tens of MB the API server encodes and this process
     decodes, on the cores the operator is measured on, and under load a 504."""
 
-    def __init__(self, custom: Any, namespace: str) -> None:
+    def __init__(self, custom: Any, namespace: str, group: str = GROUP, version: str = VERSION,
+                 plural: str = "agentrollouts",
+                 keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+        """`keep` reduces a watched object to what the waits read (default: its status); the
+        side-by-side benchmark watches Argo Rollouts' Rollouts and AnalysisRuns with the same class."""
         super().__init__(daemon=True)
         self.custom, self.namespace = custom, namespace
+        self.group, self.version, self.plural = group, version, plural
+        self.keep = keep or (lambda o: {"status": o.get("status") or {}})
         self.stop_flag = threading.Event()
         self._objs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -250,7 +256,7 @@ class StatusWatch(threading.Thread):
         """The last failure to list or watch (retried every second), for the harness to report."""
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """{name: {"status": ...}}: the shape of a listed object, reduced to what the waits read."""
+        """{name: keep(object)}: by default {"status": ...}, a listed object reduced to what the waits read."""
         with self._lock:
             return dict(self._objs)
 
@@ -259,10 +265,10 @@ class StatusWatch(threading.Thread):
         while not self.stop_flag.is_set():
             try:
                 if rv is None:
-                    res = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "agentrollouts",
-                                                                    resource_version="0")
+                    res = self.custom.list_namespaced_custom_object(self.group, self.version, self.namespace,
+                                                                    self.plural, resource_version="0")
                     with self._lock:
-                        self._objs = {o["metadata"]["name"]: {"status": o.get("status") or {}} for o in res["items"]}
+                        self._objs = {o["metadata"]["name"]: self.keep(o) for o in res["items"]}
                     rv = res["metadata"]["resourceVersion"]
                 rv = self._follow(rv)
                 self.error = None
@@ -274,8 +280,8 @@ class StatusWatch(threading.Thread):
 
     def _follow(self, rv: str) -> str:
         """Apply watch events from `rv` until the server ends the watch; the last version seen."""
-        stream = watch.Watch().stream(self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                                      "agentrollouts", resource_version=rv, allow_watch_bookmarks=True,
+        stream = watch.Watch().stream(self.custom.list_namespaced_custom_object, self.group, self.version,
+                                      self.namespace, self.plural, resource_version=rv, allow_watch_bookmarks=True,
                                       timeout_seconds=60)
         for event in stream:
             obj = event["object"]
@@ -287,7 +293,7 @@ class StatusWatch(threading.Thread):
                 if event["type"] == "DELETED":
                     self._objs.pop(name, None)
                 else:
-                    self._objs[name] = {"status": obj.get("status") or {}}
+                    self._objs[name] = self.keep(obj)
             if self.stop_flag.is_set():
                 break
         return rv
@@ -350,6 +356,21 @@ def lag_stats(times: Mapping[str, Sequence[float]], expected: Iterable[str], sta
         never_evaluated=never,
         evaluations_per_rollout_window=(count / len(expected) / periods) if expected and periods else None,
     )
+
+
+def earliest(holds: Callable[[float], bool], lo: float, hi: float, resolution: float = 0.1) -> float | None:
+    """The earliest time in [lo, hi] (to `resolution`) from which `holds` is true, by bisection;
+    None when it does not hold at `hi`. For conditions that keep holding once they do, such as a
+    sustained breach of a canary that stays bad."""
+    if not holds(hi):
+        return None
+    while hi - lo > resolution:
+        mid = (lo + hi) / 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def parse_counters(text: str, names: Iterable[str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -833,6 +854,39 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def record_when_true(check: Callable[[str], bool], sample: set[str], seen: dict[str, float],
+                     stop: threading.Event, every: float = 0.5) -> None:
+    """Until `stop`: ask `check(name)` of each name in `sample` not yet in `seen` every `every`
+    seconds, and record in `seen` when its answer was first true (the time the answer arrived: an
+    upper bound). A failed read is asked again next round.
+
+    Reads of each sampled object, not a watch of every one: a watch started again on each timeout
+    without a resourceVersion begins with 10,000 ADDED events at N = 10,000 and misses the changes
+    made meanwhile, so rollbacks that happen go unseen."""
+    while not stop.is_set():
+        for name in sorted(sample - set(seen)):
+            try:
+                if check(name):
+                    seen[name] = time.time()
+            except (ApiException, requests.RequestException, urllib3.exceptions.HTTPError, ValueError):
+                continue
+        stop.wait(every)
+
+
+def start_operator(kubeconfig: Path, prometheus_url: str, namespace: str, log: Path, window: float, scrape: float,
+                   **env: str) -> tuple[OperatorProcess, EvaluationPoller]:
+    """The operator as both benchmarks run it (its interval the window, its metrics on a new
+    loopback port) and the poller of its evaluations, both started."""
+    port = _free_port()
+    proc = OperatorProcess(kubeconfig, prometheus_url, [namespace], log,
+                           LAUNCHGATE_GATE_INTERVAL=format_duration(window), LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
+                           LAUNCHGATE_SCRAPE_INTERVAL=format_duration(scrape), LAUNCHGATE_METRICS_PORT=str(port),
+                           LAUNCHGATE_METRICS_ADDR="127.0.0.1", **env).start()
+    poller = EvaluationPoller(f"http://127.0.0.1:{port}/metrics", namespace, every=max(1.0, window / 3))
+    poller.start()
+    return proc, poller
+
+
 @dataclasses.dataclass
 class Snapshot:
     at: float
@@ -934,20 +988,11 @@ class SizeRun:
     def _start_operator(self) -> None:
         """The operator, the sampler of its RSS and the poller of its evaluations (each on a new port)."""
         assert self.prom is not None and self.kubeconfig is not None
-        metrics_port = _free_port()
-        self.operator = OperatorProcess(self.kubeconfig, self.prom.url, [NAMESPACE], self.workdir / "operator.log",
-                                        LAUNCHGATE_GATE_INTERVAL=format_duration(self.o.window),
-                                        LAUNCHGATE_PROMETHEUS_TIMEOUT="10",
-                                        LAUNCHGATE_SCRAPE_INTERVAL=format_duration(self.o.scrape),
-                                        LAUNCHGATE_WORKERS=str(self.o.workers),
-                                        LAUNCHGATE_API_WRITE_QPS=f"{self.o.write_qps:g}",
-                                        LAUNCHGATE_METRICS_PORT=str(metrics_port),
-                                        LAUNCHGATE_METRICS_ADDR="127.0.0.1").start()
+        self.operator, self.poller = start_operator(
+            self.kubeconfig, self.prom.url, NAMESPACE, self.workdir / "operator.log", self.o.window, self.o.scrape,
+            LAUNCHGATE_WORKERS=str(self.o.workers), LAUNCHGATE_API_WRITE_QPS=f"{self.o.write_qps:g}")
         self.sampler = ProcSampler(self.operator.pid)
         self.sampler.start()
-        self.poller = EvaluationPoller(f"http://127.0.0.1:{metrics_port}/metrics", NAMESPACE,
-                                       every=max(1.0, self.o.window / 3))
-        self.poller.start()
 
     def _enable_query_log(self) -> None:
         """Turn on Prometheus' query log (one JSON line per query) through a config reload."""
@@ -1267,41 +1312,24 @@ class SizeRun:
             res = engine.evaluate_trigger(trig, source, variables, at=datetime.fromtimestamp(t, UTC))
             return res.fired
 
-        if not fired(hi):
-            return None
-        while hi - lo > 0.1:
-            mid = (lo + hi) / 2
-            if fired(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        return earliest(fired, lo, hi)
 
     def _watch_weights(self, sample: set[str], seen: dict[str, float], stop: threading.Event) -> None:
         """Record when each sampled rollout's traffic is back on stable: the HTTPRoute's canary
-        weight 0 (gatewayAPI) or its canary Deployment at 0 replicas (replicaRatio).
+        weight 0 (gatewayAPI) or its canary Deployment at 0 replicas (replicaRatio); see
+        record_when_true for how (each object read every half second, not a watch)."""
 
-        Each sampled object is read every half second, and the time its answer arrived is taken
-        (an upper bound). Not a watch of every HTTPRoute: one started again on each timeout without a
-        resourceVersion begins with 10,000 ADDED events at N = 10,000 and misses the changes made
-        meanwhile, so rollbacks that happen go unseen."""
-        while not stop.is_set():
-            for name in sorted(sample - set(seen)):
-                try:
-                    if self.o.router == "gatewayAPI":
-                        obj = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", NAMESPACE,
-                                                                       "httproutes", name, _request_timeout=10)
-                        refs = {r["name"]: r.get("weight") for rule in obj["spec"].get("rules", [])
-                                for r in rule.get("backendRefs", [])}
-                        back = refs.get(f"{name}-canary") == 0 and refs.get(f"{name}-stable") == 100
-                    else:
-                        dep = self.apps.read_namespaced_deployment(f"{name}-canary", NAMESPACE, _request_timeout=10)
-                        back = (dep.spec.replicas or 0) == 0
-                except (ApiException, requests.RequestException, urllib3.exceptions.HTTPError, ValueError):
-                    continue  # asked again next round
-                if back:
-                    seen[name] = time.time()
-            stop.wait(0.5)
+        def back(name: str) -> bool:
+            if self.o.router == "gatewayAPI":
+                obj = self.custom.get_namespaced_custom_object("gateway.networking.k8s.io", "v1", NAMESPACE,
+                                                               "httproutes", name, _request_timeout=10)
+                refs = {r["name"]: r.get("weight") for rule in obj["spec"].get("rules", [])
+                        for r in rule.get("backendRefs", [])}
+                return refs.get(f"{name}-canary") == 0 and refs.get(f"{name}-stable") == 100
+            dep = self.apps.read_namespaced_deployment(f"{name}-canary", NAMESPACE, _request_timeout=10)
+            return (dep.spec.replicas or 0) == 0
+
+        record_when_true(back, sample, seen, stop)
 
     # ---------------------------------------------------------------- restart
     def restart_phase(self) -> dict[str, Any]:

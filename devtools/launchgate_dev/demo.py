@@ -103,12 +103,18 @@ class OperatorProcess:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self) -> OperatorProcess:
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment to run; the side-by-side benchmark runs a peer's controller
+        through the same start, stop and log handling by overriding this."""
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "LAUNCHGATE_PROMETHEUS_URL": self.prometheus_url,
                "LAUNCHGATE_GATE_INTERVAL": "1s", "LAUNCHGATE_PROMETHEUS_TIMEOUT": "3", **self.env}
         argv = [sys.executable, "-m", "launchgate.controller.main"]
         for ns in self.namespaces:
             argv += ["-n", ns]
+        return argv, env
+
+    def start(self) -> OperatorProcess:
+        argv, env = self.command()
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          env=env, start_new_session=True, preexec_fn=_die_with_parent)

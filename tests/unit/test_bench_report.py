@@ -308,3 +308,12 @@ def test_the_restart_phase_is_on_by_default_reported_and_can_be_skipped() -> Non
     assert "| (API reads / writes by then, all clients) | 12 / 3 |" in md
     assert "until then: GET deployments 10, PATCH x 3." in md
     assert "7/20 rollouts evaluated by the new one" in md and "| every rollout evaluated | — |" in md
+
+
+def test_earliest_finds_when_a_lasting_condition_began() -> None:
+    from launchgate_dev.bench import earliest
+
+    assert earliest(lambda t: t >= 12.34, 0.0, 30.0) == pytest.approx(12.34, abs=0.1)
+    assert earliest(lambda t: t >= 12.34, 0.0, 30.0) >= 12.34  # never before it held
+    assert earliest(lambda t: False, 0.0, 30.0) is None
+    assert earliest(lambda t: True, 5.0, 30.0) == pytest.approx(5.0, abs=0.1)
